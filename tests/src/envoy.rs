@@ -1,0 +1,110 @@
+//! Envoy: the book's configuration files, rewritten for a test, and a running
+//! Envoy that is ready when `start` returns.
+
+use crate::http;
+use crate::paths;
+use crate::process::Server;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The text of an `examples/<step>/envoy.yaml`, edited by exact replacement:
+/// every edit must match exactly once, so a change to the book's file that
+/// a test no longer understands fails loudly instead of testing the wrong thing.
+#[derive(Clone)]
+pub struct EnvoyConfig {
+    text: String,
+}
+
+impl EnvoyConfig {
+    pub fn for_example(example: &str) -> EnvoyConfig {
+        let path = paths::repo_root().join("examples").join(example).join("envoy.yaml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        EnvoyConfig { text }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn replace_once(&mut self, from: &str, to: &str) {
+        let count = self.text.matches(from).count();
+        assert_eq!(count, 1, "expected `{from}` exactly once in the Envoy config, found {count}");
+        self.text = self.text.replacen(from, to, 1);
+    }
+
+    /// Replaces the plugin's JSON (the one `value: '...'` line).
+    pub fn set_plugin_configuration(&mut self, json: &str) {
+        let line = self
+            .text
+            .lines()
+            .find(|line| line.trim_start().starts_with("value: '"))
+            .expect("the Envoy config has a `value: '...'` plugin configuration line")
+            .to_owned();
+        let indent = &line[..line.len() - line.trim_start().len()];
+        self.replace_once(&line, &format!("{indent}value: '{}'", json.replace('\'', "''")));
+    }
+
+    /// The `.wasm` path of the plugin (the one `filename:` line).
+    pub fn set_wasm(&mut self, wasm: &Path) {
+        let line = self
+            .text
+            .lines()
+            .find(|line| line.trim_start().starts_with("filename:"))
+            .expect("the Envoy config has a `filename:` line")
+            .to_owned();
+        let indent = &line[..line.len() - line.trim_start().len()];
+        self.replace_once(&line, &format!("{indent}filename: {}", wasm.display()));
+    }
+}
+
+pub struct Envoy {
+    pub server: Server,
+    pub port: u16,
+    pub admin_port: u16,
+}
+
+impl Envoy {
+    /// Starts Envoy and waits (polling the admin `/ready`) until it serves.
+    /// `Err` carries Envoy's log when it exits or never gets ready.
+    pub fn start(
+        config: &EnvoyConfig,
+        port: u16,
+        admin_port: u16,
+        concurrency: u32,
+        dir: &Path,
+    ) -> Result<Envoy, String> {
+        let config_path = dir.join("envoy.yaml");
+        std::fs::write(&config_path, config.text()).expect("write Envoy config");
+        let mut command = Command::new(paths::envoy_binary());
+        command
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--concurrency", &concurrency.to_string()])
+            // Several Envoys run at once in the tests: no shared memory.
+            .arg("--disable-hot-restart")
+            .args(["--component-log-level", "wasm:debug"])
+            .current_dir(paths::repo_root());
+        let mut server = Server::start("envoy", command, &dir.join("envoy.log"));
+
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = server.exited() {
+                return Err(format!("Envoy exited ({status}) before it was ready:\n{}", server.log()));
+            }
+            let ready = http::get(admin_port, "/ready", &[]).is_ok_and(|r| r.status == 200);
+            if ready {
+                return Ok(Envoy { server, port, admin_port });
+            }
+            if Instant::now() > deadline {
+                return Err(format!("Envoy was not ready within 60 s:\n{}", server.log()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.server.log()
+    }
+}

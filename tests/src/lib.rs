@@ -1,0 +1,10 @@
+//! The test harness: starts the example servers and Envoy on free loopback
+//! ports, talks to them, and stops every process it started by PID.
+
+pub mod capture;
+pub mod envoy;
+pub mod http;
+pub mod paths;
+pub mod process;
+pub mod stack;
+pub mod steps;
