@@ -108,3 +108,19 @@ impl Envoy {
         self.server.log()
     }
 }
+
+/// Envoy log lines from `component` at `levels`, without the timestamp and
+/// thread id that start each line, so they can be compared across runs.
+pub fn log_lines(log: &str, component: &str, levels: &[&str]) -> String {
+    log.lines()
+        .filter_map(|line| {
+            // [2026-01-01 00:00:00.000][1234][error][wasm] [source/...] message
+            let mut parts = line.splitn(3, "][");
+            let (_time, _thread, rest) = (parts.next()?, parts.next()?, parts.next()?);
+            let (level, rest) = rest.split_once("][")?;
+            let (line_component, message) = rest.split_once("] ")?;
+            (line_component == component && levels.contains(&level))
+                .then(|| format!("[{level}][{component}] {message}\n"))
+        })
+        .collect()
+}

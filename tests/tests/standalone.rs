@@ -1,7 +1,7 @@
 //! Every step folder is something a reader copies: it must build on its own,
 //! outside this repository, with the command the book gives.
 
-use harness::{paths, steps};
+use harness::{capture, paths, steps};
 use std::path::Path;
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -24,13 +24,18 @@ fn copy_dir(from: &Path, to: &Path) {
 fn every_rust_step_builds_when_copied_out_of_the_repository() {
     let steps = steps::rust_steps();
     assert!(!steps.is_empty(), "no step crates found under code/");
+    let mut sizes = Vec::new();
     let outside = std::env::temp_dir().join(format!("proxy-wasm-book-standalone-{}", std::process::id()));
     for step in &steps {
         let copy = outside.join(step);
         copy_dir(&paths::repo_root().join("code").join(step), &copy);
         steps::run_cargo_build(&copy, &copy.join("target"));
         let wasm = copy.join("target/wasm32-wasip1/release").join(steps::wasm_file_name(step));
-        assert!(wasm.is_file(), "{step}: no {} after the build", wasm.display());
+        let size = std::fs::metadata(&wasm)
+            .unwrap_or_else(|e| panic!("{step}: no {} after the build: {e}", wasm.display()))
+            .len();
+        sizes.push((step.clone(), size));
     }
     let _ = std::fs::remove_dir_all(&outside);
+    capture::check_or_update_sizes("wasm-sizes.md", &sizes);
 }

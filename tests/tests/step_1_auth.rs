@@ -1,7 +1,7 @@
 //! Step 1 (API-key auth) on a live Envoy.
 
 use harness::capture;
-use harness::envoy::EnvoyConfig;
+use harness::envoy::{self, EnvoyConfig};
 use harness::http;
 use harness::stack::Stack;
 use harness::steps;
@@ -83,5 +83,9 @@ fn bad_configurations_are_refused() {
         assert!(log.contains("rejected plugin configuration"), "{name}: no rejection logged:\n{log}");
         assert!(log.contains(expected_log), "{name}: expected `{expected_log}` in the log:\n{log}");
         assert!(!log.contains("key-abc123"), "{name}: a key was logged");
+        if name == "empty-valid-keys" {
+            let lines = envoy::log_lines(&log, "wasm", &["error", "critical"]);
+            capture::check_or_update("step-1-auth/bad-config.log", &lines);
+        }
     }
 }

@@ -1,1 +1,67 @@
-fn main() {}
+//! The project's commands: `cargo xtask <command>`.
+
+mod book;
+mod run;
+mod steps;
+mod tools;
+mod up;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+  serve             install mdBook if missing, serve the book on http://127.0.0.1:4000
+  test              the whole doc CI: install tools, build and check the book and
+                    every step, run the live-Envoy harness
+  up <step>         build a step and run it (backend + Envoy) on the book's ports
+  capture           re-run the harness and rewrite the captured outputs in src/captured/
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["serve"] => book::serve(),
+        ["test"] => test(),
+        ["up", step] => up::run(step),
+        ["capture"] => capture(),
+        _ => {
+            eprint!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(error) = result {
+        eprintln!("\nxtask: {error}");
+        std::process::exit(1);
+    }
+}
+
+pub type Result<T = ()> = std::result::Result<T, String>;
+
+fn test() -> Result {
+    tools::ensure_all()?;
+    book::build_and_check()?;
+    steps::check_all()?;
+    run::step("checking the tooling workspace (fmt, clippy)");
+    run::cargo(&["fmt", "--all", "--check"], None)?;
+    run::cargo(&["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"], None)?;
+    run_harness(&[])
+}
+
+fn capture() -> Result {
+    tools::ensure_all()?;
+    run_harness(&[("UPDATE_CAPTURES", "1")])?;
+    // The captured files changed: the book must still build with them.
+    book::build_and_check()
+}
+
+/// The live tests. Two test threads: each test runs its own Envoy, and this
+/// is a 2-core machine.
+fn run_harness(env: &[(&str, &str)]) -> Result {
+    run::step("running the live-Envoy harness (cargo test -p harness)");
+    let mut command = run::cargo_command(&["test", "--package", "harness", "--", "--test-threads", "2"], None);
+    command.env("ENVOY", tools::envoy_binary()?);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    run::status(command)
+}

@@ -1,0 +1,142 @@
+//! Building, checking and serving the book.
+
+use crate::run::{self, root};
+use crate::tools;
+use crate::Result;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Not 3000, 8080 or 9091: those are the tutorial's own ports.
+const SERVE_ADDRESS: (&str, &str) = ("127.0.0.1", "4000");
+
+pub fn serve() -> Result {
+    tools::ensure_mdbook()?;
+    let (host, port) = SERVE_ADDRESS;
+    run::step(&format!("serving the book on http://{host}:{port} (Ctrl-C stops it)"));
+    let mut command = mdbook();
+    command.args(["serve", "--hostname", host, "--port", port]);
+    run::status(command)
+}
+
+fn mdbook() -> Command {
+    let mut command = Command::new(tools::cargo_bin_dir().join("mdbook"));
+    command.env("PATH", tools::path_with_tools()).current_dir(root());
+    command
+}
+
+pub fn build_and_check() -> Result {
+    run::step("checking the book's code includes");
+    let chapters = markdown_files(&root().join("src"));
+    let mut problems = Vec::new();
+    for chapter in &chapters {
+        let text = std::fs::read_to_string(chapter).map_err(|e| e.to_string())?;
+        problems.extend(check_includes(chapter, &text));
+        problems.extend(check_no_pasted_rust(chapter, &text));
+    }
+    if !problems.is_empty() {
+        return Err(format!("the book's sources have problems:\n  {}", problems.join("\n  ")));
+    }
+
+    run::step("building the book (mdbook build)");
+    let mut command = mdbook();
+    command.arg("build");
+    let output = command.output().map_err(|e| format!("cannot run mdbook: {e}"))?;
+    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+    if !output.status.success() || !warnings.is_empty() {
+        return Err(format!("mdbook build failed or warned:\n{log}"));
+    }
+
+    let unexpanded: Vec<String> = html_files(&root().join("book"))
+        .into_iter()
+        .filter(|page| std::fs::read_to_string(page).is_ok_and(|html| html.contains("{{#")))
+        .map(|page| page.display().to_string())
+        .collect();
+    if !unexpanded.is_empty() {
+        return Err(format!("unexpanded {{{{#...}}}} in:\n  {}", unexpanded.join("\n  ")));
+    }
+    Ok(())
+}
+
+/// Every `{{#include path:anchor}}` must name an existing file and an
+/// `ANCHOR:` in it. Line-number ranges are refused: they drift silently.
+fn check_includes(chapter: &Path, text: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let mut rest = line;
+        while let Some(start) = rest.find("{{#include ").or_else(|| rest.find("{{#rustdoc_include ")) {
+            let after = &rest[start..];
+            let Some(end) = after.find("}}") else { break };
+            let spec = after[..end].split_once(' ').map_or("", |(_, spec)| spec.trim());
+            rest = &after[end + 2..];
+            let here = format!("{}:{}", chapter.display(), index + 1);
+            let (file, anchor) = match spec.split_once(':') {
+                Some((file, anchor)) => (file, Some(anchor)),
+                None => (spec, None),
+            };
+            let path = chapter.parent().unwrap_or(Path::new(".")).join(file);
+            let Ok(source) = std::fs::read_to_string(&path) else {
+                problems.push(format!("{here}: included file {file} does not exist"));
+                continue;
+            };
+            match anchor {
+                Some(anchor) if anchor.chars().next().is_some_and(|c| c.is_ascii_digit()) => {
+                    problems.push(format!("{here}: line-range include `{spec}`; use a named ANCHOR"))
+                }
+                Some(anchor) if !source.contains(&format!("ANCHOR: {anchor}\n")) => {
+                    problems.push(format!("{here}: {file} has no `ANCHOR: {anchor}`"))
+                }
+                _ => {}
+            }
+        }
+    }
+    problems
+}
+
+/// A ```rust block must only hold includes: Rust in the book comes from a
+/// crate that is built and tested.
+fn check_no_pasted_rust(chapter: &Path, text: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut block_start = None;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") {
+            block_start = match block_start {
+                None if trimmed.starts_with("```rust") => Some(index + 1),
+                _ => None,
+            };
+            continue;
+        }
+        if let Some(start) = block_start {
+            if !trimmed.is_empty() && !trimmed.starts_with("{{#include") && !trimmed.starts_with("{{#rustdoc_include") {
+                problems.push(format!("{}:{start}: Rust pasted into the book; include it by anchor", chapter.display()));
+                block_start = None;
+            }
+        }
+    }
+    problems
+}
+
+fn files_with_extension(dir: &Path, extension: &str, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.filter_map(|entry| entry.ok()) {
+        let path = entry.path();
+        if path.is_dir() {
+            files_with_extension(&path, extension, found);
+        } else if path.extension().is_some_and(|ext| ext == extension) {
+            found.push(path);
+        }
+    }
+}
+
+fn markdown_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    files_with_extension(dir, "md", &mut found);
+    found
+}
+
+fn html_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    files_with_extension(dir, "html", &mut found);
+    found
+}

