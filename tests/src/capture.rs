@@ -26,7 +26,10 @@ pub fn check_or_update(relative: &str, actual: &str) {
 pub fn check_or_update_sizes(relative: &str, sizes: &[(String, u64)]) {
     let table: String = std::iter::once("| step | `.wasm` size |\n|---|---|\n".to_owned())
         .chain(sizes.iter().map(|(step, bytes)| {
-            format!("| {step} | {:.0} KiB ({bytes} bytes) |\n", *bytes as f64 / 1024.0)
+            format!(
+                "| {step} | {:.0} KiB ({bytes} bytes) |\n",
+                *bytes as f64 / 1024.0
+            )
         }))
         .collect();
     let path = paths::repo_root().join("src/captured").join(relative);
@@ -40,14 +43,24 @@ pub fn check_or_update_sizes(relative: &str, sizes: &[(String, u64)]) {
         .skip(2)
         .filter_map(|line| {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let bytes = cells.get(2)?.split('(').nth(1)?.split(' ').next()?.parse().ok()?;
+            let bytes = cells
+                .get(2)?
+                .split('(')
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()?;
             Some((cells.get(1)?.to_string(), bytes))
         })
         .collect();
     let close = committed_sizes.len() == sizes.len()
-        && committed_sizes.iter().zip(sizes).all(|((a_step, a), (b_step, b))| {
-            a_step == b_step && (*a as f64 - *b as f64).abs() <= 0.1 * *a as f64
-        });
+        && committed_sizes
+            .iter()
+            .zip(sizes)
+            .all(|((a_step, a), (b_step, b))| {
+                a_step == b_step && (*a as f64 - *b as f64).abs() <= 0.1 * *a as f64
+            });
     assert!(
         close,
         "{} no longer matches the built sizes; run `cargo xtask capture`.\n--- committed\n{committed}\n--- now\n{table}",

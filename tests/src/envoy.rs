@@ -18,7 +18,10 @@ pub struct EnvoyConfig {
 
 impl EnvoyConfig {
     pub fn for_example(example: &str) -> EnvoyConfig {
-        let path = paths::repo_root().join("examples").join(example).join("envoy.yaml");
+        let path = paths::repo_root()
+            .join("examples")
+            .join(example)
+            .join("envoy.yaml");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         EnvoyConfig { text }
@@ -30,7 +33,10 @@ impl EnvoyConfig {
 
     pub fn replace_once(&mut self, from: &str, to: &str) {
         let count = self.text.matches(from).count();
-        assert_eq!(count, 1, "expected `{from}` exactly once in the Envoy config, found {count}");
+        assert_eq!(
+            count, 1,
+            "expected `{from}` exactly once in the Envoy config, found {count}"
+        );
         self.text = self.text.replacen(from, to, 1);
     }
 
@@ -43,7 +49,10 @@ impl EnvoyConfig {
             .expect("the Envoy config has a `value: '...'` plugin configuration line")
             .to_owned();
         let indent = &line[..line.len() - line.trim_start().len()];
-        self.replace_once(&line, &format!("{indent}value: '{}'", json.replace('\'', "''")));
+        self.replace_once(
+            &line,
+            &format!("{indent}value: '{}'", json.replace('\'', "''")),
+        );
     }
 
     /// The `.wasm` path of the plugin (the one `filename:` line).
@@ -91,14 +100,24 @@ impl Envoy {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = server.exited() {
-                return Err(format!("Envoy exited ({status}) before it was ready:\n{}", server.log()));
+                return Err(format!(
+                    "Envoy exited ({status}) before it was ready:\n{}",
+                    server.log()
+                ));
             }
             let ready = http::get(admin_port, "/ready", &[]).is_ok_and(|r| r.status == 200);
             if ready {
-                return Ok(Envoy { server, port, admin_port });
+                return Ok(Envoy {
+                    server,
+                    port,
+                    admin_port,
+                });
             }
             if Instant::now() > deadline {
-                return Err(format!("Envoy was not ready within 60 s:\n{}", server.log()));
+                return Err(format!(
+                    "Envoy was not ready within 60 s:\n{}",
+                    server.log()
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

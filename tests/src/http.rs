@@ -32,8 +32,9 @@ pub fn request(
 ) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut raw = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n")
-        .into_bytes();
+    let mut raw =
+        format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n")
+            .into_bytes();
     for (name, value) in headers {
         raw.extend_from_slice(name.as_bytes());
         raw.extend_from_slice(b": ");
@@ -49,7 +50,10 @@ pub fn request(
     parse(&answer).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("not an HTTP response: {:?}", String::from_utf8_lossy(&answer)),
+            format!(
+                "not an HTTP response: {:?}",
+                String::from_utf8_lossy(&answer)
+            ),
         )
     })
 }

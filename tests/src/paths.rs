@@ -50,5 +50,8 @@ pub fn require_tool(name: &str, hint: &str) {
         .arg("--version")
         .output()
         .is_ok_and(|output| output.status.success());
-    assert!(found, "`{name}` is required by this test and was not found: {hint}");
+    assert!(
+        found,
+        "`{name}` is required by this test and was not found: {hint}"
+    );
 }

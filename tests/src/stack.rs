@@ -54,7 +54,10 @@ pub fn use_ports(config: &mut EnvoyConfig, listener: u16, admin: u16, backend: u
         (BOOK_ADMIN_PORT, admin),
         (BOOK_BACKEND_PORT, backend),
     ] {
-        config.replace_once(&format!("port_value: {book} "), &format!("port_value: {real} "));
+        config.replace_once(
+            &format!("port_value: {book} "),
+            &format!("port_value: {real} "),
+        );
     }
 }
 
@@ -76,13 +79,18 @@ impl Stack {
         config.set_wasm(wasm);
         edit(&mut config);
         let envoy = Envoy::start(&config, port, admin_port, concurrency, &dir)?;
-        Ok(Stack { envoy, backend, dir })
+        Ok(Stack {
+            envoy,
+            backend,
+            dir,
+        })
     }
 
     /// Like `start` for a step's own example and plugin, panicking on failure.
     pub fn step(test_name: &str, step: &str, concurrency: u32) -> Stack {
         let wasm = steps::build(step);
-        Stack::start(test_name, step, &wasm, concurrency, |_| {}).unwrap_or_else(|log| panic!("{log}"))
+        Stack::start(test_name, step, &wasm, concurrency, |_| {})
+            .unwrap_or_else(|log| panic!("{log}"))
     }
 
     pub fn base_url(&self) -> String {
@@ -93,7 +101,10 @@ impl Stack {
     /// (success, combined output).
     pub fn run_check_script(&self, example: &str) -> (bool, String) {
         paths::require_tool("curl", "install it with `apt-get install curl`");
-        let script = paths::repo_root().join("examples").join(example).join("check.sh");
+        let script = paths::repo_root()
+            .join("examples")
+            .join(example)
+            .join("check.sh");
         let output = Command::new("bash")
             .arg(&script)
             .env("BASE_URL", self.base_url())

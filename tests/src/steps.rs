@@ -28,10 +28,13 @@ static BUILD_LOCK: Mutex<()> = Mutex::new(());
 /// Builds a step to wasm32-wasip1 in release (a no-op when up to date) and
 /// returns the path of its `.wasm`.
 pub fn build(step: &str) -> PathBuf {
-    let _one_at_a_time = BUILD_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one_at_a_time = BUILD_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = paths::repo_root().join("code").join(step);
     run_cargo_build(&dir, &dir.join("target"));
-    dir.join("target/wasm32-wasip1/release").join(wasm_file_name(step))
+    dir.join("target/wasm32-wasip1/release")
+        .join(wasm_file_name(step))
 }
 
 /// `cargo build --target wasm32-wasip1 --release` in `dir`, as the book says.
@@ -53,7 +56,9 @@ pub fn run_cargo_build(dir: &std::path::Path, target_dir: &std::path::Path) {
 /// Builds a binary of this workspace (backend, auth service) once per test
 /// process and returns its path.
 pub fn workspace_binary(package: &str) -> PathBuf {
-    let _one_at_a_time = BUILD_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one_at_a_time = BUILD_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let status = Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--package", package])
         .current_dir(paths::repo_root())

@@ -6,7 +6,10 @@ use std::path::Path;
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create copy directory");
-    for entry in std::fs::read_dir(from).expect("read step folder").filter_map(Result::ok) {
+    for entry in std::fs::read_dir(from)
+        .expect("read step folder")
+        .filter_map(Result::ok)
+    {
         let name = entry.file_name();
         if name == "target" {
             continue;
@@ -25,12 +28,15 @@ fn every_rust_step_builds_when_copied_out_of_the_repository() {
     let steps = steps::rust_steps();
     assert!(!steps.is_empty(), "no step crates found under code/");
     let mut sizes = Vec::new();
-    let outside = std::env::temp_dir().join(format!("proxy-wasm-book-standalone-{}", std::process::id()));
+    let outside =
+        std::env::temp_dir().join(format!("proxy-wasm-book-standalone-{}", std::process::id()));
     for step in &steps {
         let copy = outside.join(step);
         copy_dir(&paths::repo_root().join("code").join(step), &copy);
         steps::run_cargo_build(&copy, &copy.join("target"));
-        let wasm = copy.join("target/wasm32-wasip1/release").join(steps::wasm_file_name(step));
+        let wasm = copy
+            .join("target/wasm32-wasip1/release")
+            .join(steps::wasm_file_name(step));
         let size = std::fs::metadata(&wasm)
             .unwrap_or_else(|e| panic!("{step}: no {} after the build: {e}", wasm.display()))
             .len();

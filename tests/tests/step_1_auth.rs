@@ -12,7 +12,11 @@ const STEP: &str = "step-1-auth";
 fn check_script_passes_and_matches_the_book() {
     let stack = Stack::step("step1-check-script", STEP, 2);
     let (passed, output) = stack.run_check_script(STEP);
-    assert!(passed, "check.sh failed:\n{output}\nEnvoy log: {}", stack.envoy.server.log_path().display());
+    assert!(
+        passed,
+        "check.sh failed:\n{output}\nEnvoy log: {}",
+        stack.envoy.server.log_path().display()
+    );
     capture::check_or_update("step-1-auth/check.txt", &output);
 }
 
@@ -33,8 +37,14 @@ fn non_utf8_key_does_not_take_down_a_worker() {
                 .unwrap_or(0)
         })
         .collect();
-    assert!(statuses.iter().all(|&s| s == 200), "after a non-UTF-8 key: {statuses:?}");
-    assert!(!stack.envoy.log().contains("panicked"), "the plugin panicked");
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "after a non-UTF-8 key: {statuses:?}"
+    );
+    assert!(
+        !stack.envoy.log().contains("panicked"),
+        "the plugin panicked"
+    );
 }
 
 #[test]
@@ -45,7 +55,10 @@ fn secrets_never_reach_the_log() {
         let _ = http::get(port, "/api/users", &[("x-api-key", key.as_bytes())]);
     }
     let log = stack.envoy.log();
-    assert!(log.contains("unknown API key"), "the plugin logged nothing for a wrong key");
+    assert!(
+        log.contains("unknown API key"),
+        "the plugin logged nothing for a wrong key"
+    );
     for secret in ["key-abc123", "key-def456", "a-wrong-key-0123"] {
         assert!(!log.contains(secret), "the Envoy log contains `{secret}`");
     }
@@ -57,22 +70,58 @@ fn secrets_never_reach_the_log() {
 fn bad_configurations_are_refused() {
     let wasm = steps::build(STEP);
     let cases = [
-        ("invalid-json", r#"{"header_name": "X-API-Key", "valid_keys": ["#, "configuration is not valid: EOF"),
-        ("missing-header-name", r#"{"valid_keys": ["key-abc123"]}"#, "missing field `header_name`"),
-        ("empty-header-name", r#"{"header_name": "", "valid_keys": ["key-abc123"]}"#, "`header_name` must not be empty"),
-        ("empty-valid-keys", r#"{"header_name": "X-API-Key", "valid_keys": []}"#, "`valid_keys` must list at least one key"),
-        ("keys-not-a-list", r#"{"header_name": "X-API-Key", "valid_keys": "key-abc123"}"#, "`valid_keys` must be a list of strings"),
-        ("header-name-a-number", r#"{"header_name": 42, "valid_keys": ["key-abc123"]}"#, "invalid type: integer `42`, expected a string"),
-        ("unknown-field", r#"{"header_name": "X-API-Key", "valid_keys": ["k"], "valid_key": ["k"]}"#, "unknown field `valid_key`"),
+        (
+            "invalid-json",
+            r#"{"header_name": "X-API-Key", "valid_keys": ["#,
+            "configuration is not valid: EOF",
+        ),
+        (
+            "missing-header-name",
+            r#"{"valid_keys": ["key-abc123"]}"#,
+            "missing field `header_name`",
+        ),
+        (
+            "empty-header-name",
+            r#"{"header_name": "", "valid_keys": ["key-abc123"]}"#,
+            "`header_name` must not be empty",
+        ),
+        (
+            "empty-valid-keys",
+            r#"{"header_name": "X-API-Key", "valid_keys": []}"#,
+            "`valid_keys` must list at least one key",
+        ),
+        (
+            "keys-not-a-list",
+            r#"{"header_name": "X-API-Key", "valid_keys": "key-abc123"}"#,
+            "`valid_keys` must be a list of strings",
+        ),
+        (
+            "header-name-a-number",
+            r#"{"header_name": 42, "valid_keys": ["key-abc123"]}"#,
+            "invalid type: integer `42`, expected a string",
+        ),
+        (
+            "unknown-field",
+            r#"{"header_name": "X-API-Key", "valid_keys": ["k"], "valid_key": ["k"]}"#,
+            "unknown field `valid_key`",
+        ),
     ];
     for (name, json, expected_log) in cases {
-        let started = Stack::start(&format!("step1-bad-config-{name}"), STEP, &wasm, 2, |config: &mut EnvoyConfig| {
-            config.set_plugin_configuration(json)
-        });
+        let started = Stack::start(
+            &format!("step1-bad-config-{name}"),
+            STEP,
+            &wasm,
+            2,
+            |config: &mut EnvoyConfig| config.set_plugin_configuration(json),
+        );
         let log = match started {
             Err(log) => log,
             Ok(stack) => {
-                let response = http::get(stack.envoy.port, "/api/users", &[("x-api-key", b"key-abc123")]);
+                let response = http::get(
+                    stack.envoy.port,
+                    "/api/users",
+                    &[("x-api-key", b"key-abc123")],
+                );
                 assert!(
                     !response.as_ref().is_ok_and(|r| r.status == 200),
                     "{name}: the route answered 200 with a refused configuration"
@@ -80,8 +129,14 @@ fn bad_configurations_are_refused() {
                 stack.envoy.log()
             }
         };
-        assert!(log.contains("rejected plugin configuration"), "{name}: no rejection logged:\n{log}");
-        assert!(log.contains(expected_log), "{name}: expected `{expected_log}` in the log:\n{log}");
+        assert!(
+            log.contains("rejected plugin configuration"),
+            "{name}: no rejection logged:\n{log}"
+        );
+        assert!(
+            log.contains(expected_log),
+            "{name}: expected `{expected_log}` in the log:\n{log}"
+        );
         assert!(!log.contains("key-abc123"), "{name}: a key was logged");
         if name == "empty-valid-keys" {
             let lines = envoy::log_lines(&log, "wasm", &["error", "critical"]);

@@ -12,7 +12,9 @@ const SERVE_ADDRESS: (&str, &str) = ("127.0.0.1", "4000");
 pub fn serve() -> Result {
     tools::ensure_mdbook()?;
     let (host, port) = SERVE_ADDRESS;
-    run::step(&format!("serving the book on http://{host}:{port} (Ctrl-C stops it)"));
+    run::step(&format!(
+        "serving the book on http://{host}:{port} (Ctrl-C stops it)"
+    ));
     let mut command = mdbook();
     command.args(["serve", "--hostname", host, "--port", port]);
     run::status(command)
@@ -20,7 +22,9 @@ pub fn serve() -> Result {
 
 fn mdbook() -> Command {
     let mut command = Command::new(tools::cargo_bin_dir().join("mdbook"));
-    command.env("PATH", tools::path_with_tools()).current_dir(root());
+    command
+        .env("PATH", tools::path_with_tools())
+        .current_dir(root());
     command
 }
 
@@ -34,15 +38,27 @@ pub fn build_and_check() -> Result {
         problems.extend(check_no_pasted_rust(chapter, &text));
     }
     if !problems.is_empty() {
-        return Err(format!("the book's sources have problems:\n  {}", problems.join("\n  ")));
+        return Err(format!(
+            "the book's sources have problems:\n  {}",
+            problems.join("\n  ")
+        ));
     }
 
     run::step("building the book (mdbook build)");
     let mut command = mdbook();
     command.arg("build");
-    let output = command.output().map_err(|e| format!("cannot run mdbook: {e}"))?;
-    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run mdbook: {e}"))?;
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect();
     if !output.status.success() || !warnings.is_empty() {
         return Err(format!("mdbook build failed or warned:\n{log}"));
     }
@@ -53,7 +69,10 @@ pub fn build_and_check() -> Result {
         .map(|page| page.display().to_string())
         .collect();
     if !unexpanded.is_empty() {
-        return Err(format!("unexpanded {{{{#...}}}} in:\n  {}", unexpanded.join("\n  ")));
+        return Err(format!(
+            "unexpanded {{{{#...}}}} in:\n  {}",
+            unexpanded.join("\n  ")
+        ));
     }
     Ok(())
 }
@@ -64,10 +83,15 @@ fn check_includes(chapter: &Path, text: &str) -> Vec<String> {
     let mut problems = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let mut rest = line;
-        while let Some(start) = rest.find("{{#include ").or_else(|| rest.find("{{#rustdoc_include ")) {
+        while let Some(start) = rest
+            .find("{{#include ")
+            .or_else(|| rest.find("{{#rustdoc_include "))
+        {
             let after = &rest[start..];
             let Some(end) = after.find("}}") else { break };
-            let spec = after[..end].split_once(' ').map_or("", |(_, spec)| spec.trim());
+            let spec = after[..end]
+                .split_once(' ')
+                .map_or("", |(_, spec)| spec.trim());
             rest = &after[end + 2..];
             let here = format!("{}:{}", chapter.display(), index + 1);
             let (file, anchor) = match spec.split_once(':') {
@@ -81,7 +105,9 @@ fn check_includes(chapter: &Path, text: &str) -> Vec<String> {
             };
             match anchor {
                 Some(anchor) if anchor.chars().next().is_some_and(|c| c.is_ascii_digit()) => {
-                    problems.push(format!("{here}: line-range include `{spec}`; use a named ANCHOR"))
+                    problems.push(format!(
+                        "{here}: line-range include `{spec}`; use a named ANCHOR"
+                    ))
                 }
                 Some(anchor) if !source.contains(&format!("ANCHOR: {anchor}\n")) => {
                     problems.push(format!("{here}: {file} has no `ANCHOR: {anchor}`"))
@@ -108,8 +134,14 @@ fn check_no_pasted_rust(chapter: &Path, text: &str) -> Vec<String> {
             continue;
         }
         if let Some(start) = block_start {
-            if !trimmed.is_empty() && !trimmed.starts_with("{{#include") && !trimmed.starts_with("{{#rustdoc_include") {
-                problems.push(format!("{}:{start}: Rust pasted into the book; include it by anchor", chapter.display()));
+            if !trimmed.is_empty()
+                && !trimmed.starts_with("{{#include")
+                && !trimmed.starts_with("{{#rustdoc_include")
+            {
+                problems.push(format!(
+                    "{}:{start}: Rust pasted into the book; include it by anchor",
+                    chapter.display()
+                ));
                 block_start = None;
             }
         }
@@ -118,7 +150,9 @@ fn check_no_pasted_rust(chapter: &Path, text: &str) -> Vec<String> {
 }
 
 fn files_with_extension(dir: &Path, extension: &str, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.filter_map(|entry| entry.ok()) {
         let path = entry.path();
         if path.is_dir() {

@@ -43,7 +43,18 @@ fn test() -> Result {
     steps::check_all()?;
     run::step("checking the tooling workspace (fmt, clippy)");
     run::cargo(&["fmt", "--all", "--check"], None)?;
-    run::cargo(&["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"], None)?;
+    run::cargo(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        None,
+    )?;
     run_harness(&[])
 }
 
@@ -58,10 +69,19 @@ fn capture() -> Result {
 /// is a 2-core machine.
 fn run_harness(env: &[(&str, &str)]) -> Result {
     run::step("running the live-Envoy harness (cargo test -p harness)");
-    let mut command = run::cargo_command(&["test", "--package", "harness", "--", "--test-threads", "2"], None);
+    let mut command = run::cargo_command(
+        &["test", "--package", "harness", "--", "--test-threads", "2"],
+        None,
+    );
     command.env("ENVOY", tools::envoy_binary()?);
     for (key, value) in env {
         command.env(key, value);
     }
-    run::status(command)
+    let (passed, failed) = run::cargo_test_totals(command)?;
+    // One closing line with the totals of every test binary.
+    println!("harness: {passed} passed, {failed} failed");
+    if failed > 0 || passed == 0 {
+        return Err("the harness did not pass".into());
+    }
+    Ok(())
 }

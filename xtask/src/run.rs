@@ -45,10 +45,53 @@ pub fn output(mut command: Command) -> Result<String> {
 /// `cargo <args>` in `dir` (default: the repository root).
 pub fn cargo_command(args: &[&str], dir: Option<&Path>) -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command.args(args).current_dir(dir.map_or_else(root, Path::to_path_buf));
+    command
+        .args(args)
+        .current_dir(dir.map_or_else(root, Path::to_path_buf));
     command
 }
 
 pub fn cargo(args: &[&str], dir: Option<&Path>) -> Result {
     status(cargo_command(args, dir))
+}
+
+/// Runs a `cargo test` command, passing its output through, and adds up the
+/// `test result: ... N passed; M failed` lines of all its test binaries.
+pub fn cargo_test_totals(mut command: Command) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout)
+            .lines()
+            .map_while(std::io::Result::ok)
+        {
+            println!("{line}");
+            if let Some(result) = line.strip_prefix("test result: ") {
+                passed += count_before(result, " passed");
+                failed += count_before(result, " failed");
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() && failed == 0 {
+        return Err(format!("{command:?} failed ({status})"));
+    }
+    Ok((passed, failed))
+}
+
+/// In `ok. 4 passed; 0 failed; ...`, the number before `label`.
+fn count_before(text: &str, label: &str) -> u64 {
+    text.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(label)
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }

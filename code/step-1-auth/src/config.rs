@@ -121,13 +121,28 @@ mod tests {
             r#"{"header_name":"x","valid_keys":["a"],"extra":1}"#,
             r#"{"header_name":5,"valid_keys":["a"]}"#,
         ] {
-            assert!(matches!(parse(json).err(), Some(ConfigError::Json(_))), "{json}");
+            assert!(
+                matches!(parse(json).err(), Some(ConfigError::Json(_))),
+                "{json}"
+            );
         }
         let cases = [
-            (r#"{"header_name":" ","valid_keys":["a"]}"#, ConfigError::EmptyHeaderName),
-            (r#"{"header_name":"x y","valid_keys":["a"]}"#, ConfigError::BadHeaderName),
-            (r#"{"header_name":"x","valid_keys":[]}"#, ConfigError::NoKeys),
-            (r#"{"header_name":"x","valid_keys":["a",""]}"#, ConfigError::EmptyKey),
+            (
+                r#"{"header_name":" ","valid_keys":["a"]}"#,
+                ConfigError::EmptyHeaderName,
+            ),
+            (
+                r#"{"header_name":"x y","valid_keys":["a"]}"#,
+                ConfigError::BadHeaderName,
+            ),
+            (
+                r#"{"header_name":"x","valid_keys":[]}"#,
+                ConfigError::NoKeys,
+            ),
+            (
+                r#"{"header_name":"x","valid_keys":["a",""]}"#,
+                ConfigError::EmptyKey,
+            ),
         ];
         for (json, expected) in cases {
             assert_eq!(parse(json).err(), Some(expected), "{json}");
@@ -142,7 +157,10 @@ mod tests {
         ] {
             let message = parse(json).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(!message.contains("secret-key"), "{message}");
-            assert!(message.contains("`valid_keys` must be a list of strings"), "{message}");
+            assert!(
+                message.contains("`valid_keys` must be a list of strings"),
+                "{message}"
+            );
         }
     }
 }

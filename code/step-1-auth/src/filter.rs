@@ -57,7 +57,11 @@ fn check_key(config: &AuthConfig, value: Option<&[u8]>) -> Verdict {
 impl AuthFilter {
     /// Answers the client directly; the request never reaches the upstream.
     fn reject(&self, status: u32, body: &[u8]) -> Action {
-        self.send_http_response(status, vec![("content-type", "application/json")], Some(body));
+        self.send_http_response(
+            status,
+            vec![("content-type", "application/json")],
+            Some(body),
+        );
         Action::Pause
     }
 }
@@ -124,7 +128,10 @@ mod tests {
         assert_eq!(check_key(&config, None), Verdict::MissingKey);
         assert_eq!(check_key(&config, Some(b"")), Verdict::MissingKey);
         assert_eq!(check_key(&config, Some(b"key-abc123")), Verdict::Allowed);
-        assert_eq!(check_key(&config, Some(b"key-abc1234")), Verdict::UnknownKey);
+        assert_eq!(
+            check_key(&config, Some(b"key-abc1234")),
+            Verdict::UnknownKey
+        );
         assert_eq!(check_key(&config, Some(b"\xff\xfe")), Verdict::UnknownKey);
     }
 }
