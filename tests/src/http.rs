@@ -45,8 +45,7 @@ pub fn request(
     raw.extend_from_slice(body);
     stream.write_all(&raw)?;
 
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer)?;
+    let answer = read_response(&mut stream)?;
     parse(&answer).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -60,6 +59,42 @@ pub fn request(
 
 pub fn get(port: u16, path: &str, headers: &[(&str, &[u8])]) -> std::io::Result<Response> {
     request(port, "GET", path, headers, b"")
+}
+
+/// Reads until the response is complete: by its content-length, the end of
+/// its chunked body, or the end of the connection. Not waiting for the close
+/// matters: after a local reply Envoy waits up to a second for the client to
+/// close first (its `delayed_close_timeout`).
+fn read_response(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        let read = stream.read(&mut buffer)?;
+        if read == 0 {
+            return Ok(answer);
+        }
+        answer.extend_from_slice(&buffer[..read]);
+        if is_complete(&answer) {
+            return Ok(answer);
+        }
+    }
+}
+
+fn is_complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    let content_length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse::<usize>().ok());
+    match content_length {
+        Some(length) => body.len() >= length,
+        None if head.contains("transfer-encoding: chunked") => body.ends_with(b"0\r\n\r\n"),
+        None => false,
+    }
 }
 
 /// Parses a `Connection: close` response; handles chunked bodies because

@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod envoy;
 pub mod http;
+pub mod load;
 pub mod paths;
 pub mod process;
 pub mod stack;

@@ -1,0 +1,210 @@
+// ANCHOR: all
+//! The per-request part: one `AuthFilter` for each HTTP request.
+
+use crate::config::AuthConfig;
+use crate::limiter::{self, Outcome};
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use std::rc::Rc;
+
+// ANCHOR: auth_status_header
+/// The header this plugin adds for the upstream. Whatever a client sends
+/// under this name is removed first, so upstreams can trust it.
+const AUTH_STATUS_HEADER: &str = "x-auth-status";
+// ANCHOR_END: auth_status_header
+
+// ANCHOR: verdict
+/// What the plugin decided about one request, kept for the access log line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Verdict {
+    Pending,
+    Allowed,
+    RateLimited,
+    MissingKey,
+    UnknownKey,
+    NotConfigured,
+}
+// ANCHOR_END: verdict
+
+// ANCHOR: filter
+pub struct AuthFilter {
+    config: Option<Rc<AuthConfig>>,
+    verdict: Verdict,
+    /// The `RateLimit` header value for the response, once counted.
+    quota: Option<String>,
+}
+
+impl AuthFilter {
+    pub fn new(config: Option<Rc<AuthConfig>>) -> Self {
+        AuthFilter {
+            config,
+            verdict: Verdict::Pending,
+            quota: None,
+        }
+    }
+}
+// ANCHOR_END: filter
+
+// ANCHOR: check_key
+/// Decides from the raw header bytes. A value that is not UTF-8 cannot be
+/// one of the configured keys (they are JSON strings), so it is unknown.
+fn check_key(config: &AuthConfig, value: Option<&[u8]>) -> Verdict {
+    match value {
+        None | Some(b"") => Verdict::MissingKey,
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(key) if config.valid_keys.contains(key) => Verdict::Allowed,
+            _ => Verdict::UnknownKey,
+        },
+    }
+}
+// ANCHOR_END: check_key
+
+// ANCHOR: reject
+impl AuthFilter {
+    /// Answers the client directly; the request never reaches the upstream.
+    fn reject(&self, status: u32, body: &[u8]) -> Action {
+        self.send_http_response(
+            status,
+            vec![("content-type", "application/json")],
+            Some(body),
+        );
+        Action::Pause
+    }
+}
+// ANCHOR_END: reject
+
+// ANCHOR: count_request
+impl AuthFilter {
+    /// Runs after authentication, so only valid keys are ever counted and a
+    /// client sending random keys cannot fill the shared data.
+    fn count_request(&mut self, config: &AuthConfig, key: &str) -> Action {
+        match limiter::take(key, config.limit) {
+            Outcome::Allowed { remaining, reset } => {
+                self.quota = Some(quota_header(remaining, reset));
+                self.set_http_request_header(AUTH_STATUS_HEADER, Some("valid"));
+                Action::Continue
+            }
+            Outcome::Limited { retry_after } => {
+                self.verdict = Verdict::RateLimited;
+                self.quota = Some(quota_header(0, retry_after));
+                let retry_after = retry_after.to_string();
+                self.send_http_response(
+                    429,
+                    vec![
+                        ("content-type", "application/json"),
+                        ("retry-after", &retry_after),
+                    ],
+                    Some(br#"{"error":"rate limit exceeded"}"#),
+                );
+                Action::Pause
+            }
+            // Fail open: the key is valid, and an outage of the counter
+            // should not become an outage of the API. Logged at error level
+            // so it is seen; the chapter explains the trade-off.
+            Outcome::Unavailable(reason) => {
+                log::error!("rate limiter unavailable ({reason}); request allowed uncounted");
+                self.set_http_request_header(AUTH_STATUS_HEADER, Some("valid"));
+                Action::Continue
+            }
+        }
+    }
+}
+// ANCHOR_END: count_request
+
+// ANCHOR: headers
+/// `RateLimit-Policy` and `RateLimit` as in the IETF draft
+/// "RateLimit header fields for HTTP": quota `q` per window `w` seconds;
+/// `r` requests remaining, window resets in `t` seconds.
+fn policy_header(config: &AuthConfig) -> String {
+    format!(
+        "\"per-key\";q={};w={}",
+        config.limit.requests, config.limit.window_seconds
+    )
+}
+
+fn quota_header(remaining: u64, reset: u64) -> String {
+    format!("\"per-key\";r={remaining};t={reset}")
+}
+// ANCHOR_END: headers
+
+impl Context for AuthFilter {}
+
+// ANCHOR: on_http_request_headers
+impl HttpContext for AuthFilter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // Drop any copy the client sent before anything else happens.
+        self.set_http_request_header(AUTH_STATUS_HEADER, None);
+
+        let Some(config) = self.config.clone() else {
+            self.verdict = Verdict::NotConfigured;
+            return self.reject(503, br#"{"error":"auth plugin is not configured"}"#);
+        };
+
+        // The _bytes variant: the plain one panics on a non-UTF-8 value.
+        let value = self.get_http_request_header_bytes(&config.header_name);
+        self.verdict = check_key(&config, value.as_deref());
+
+        match self.verdict {
+            Verdict::Allowed => {
+                // check_key accepted these bytes as UTF-8, so this borrows
+                // them without a copy or a change.
+                let key = String::from_utf8_lossy(value.as_deref().unwrap_or_default());
+                self.count_request(&config, &key)
+            }
+            Verdict::MissingKey => {
+                log::warn!("request without `{}` header", config.header_name);
+                self.reject(401, br#"{"error":"missing API key"}"#)
+            }
+            // Never log the key itself, not even an invalid one: clients
+            // paste real keys into the wrong header and into the wrong proxy.
+            _ => {
+                log::warn!("request with an unknown API key");
+                self.reject(403, br#"{"error":"invalid API key"}"#)
+            }
+        }
+    }
+    // ANCHOR_END: on_http_request_headers
+
+    // ANCHOR: on_http_response_headers
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let (Some(quota), Some(config)) = (&self.quota, &self.config) {
+            self.set_http_response_header("ratelimit-policy", Some(&policy_header(config)));
+            self.set_http_response_header("ratelimit", Some(quota));
+        }
+        Action::Continue
+    }
+    // ANCHOR_END: on_http_response_headers
+
+    // ANCHOR: on_log
+    fn on_log(&mut self) {
+        log::info!("request completed, verdict {:?}", self.verdict);
+    }
+}
+// ANCHOR_END: on_log
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AuthConfig {
+        let json = br#"{"header_name":"x-api-key","valid_keys":["key-abc123"]}"#;
+        match AuthConfig::parse(Some(json)) {
+            Ok(config) => config,
+            Err(error) => panic!("test config refused: {error}"),
+        }
+    }
+
+    #[test]
+    fn decides_from_raw_bytes() {
+        let config = config();
+        assert_eq!(check_key(&config, None), Verdict::MissingKey);
+        assert_eq!(check_key(&config, Some(b"")), Verdict::MissingKey);
+        assert_eq!(check_key(&config, Some(b"key-abc123")), Verdict::Allowed);
+        assert_eq!(
+            check_key(&config, Some(b"key-abc1234")),
+            Verdict::UnknownKey
+        );
+        assert_eq!(check_key(&config, Some(b"\xff\xfe")), Verdict::UnknownKey);
+    }
+}
+// ANCHOR_END: all

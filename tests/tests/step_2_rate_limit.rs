@@ -1,0 +1,134 @@
+//! Step 2 (per-key rate limit in shared data) on a live Envoy.
+
+use harness::capture;
+use harness::envoy::EnvoyConfig;
+use harness::http;
+use harness::load;
+use harness::stack::Stack;
+use harness::steps;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const STEP: &str = "step-2-rate-limit";
+
+fn plugin_config(keys: &[&str], requests: u64, window_seconds: u64) -> String {
+    let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    format!(
+        r#"{{"header_name": "X-API-Key", "valid_keys": [{}], "requests_per_window": {requests}, "window_seconds": {window_seconds}}}"#,
+        keys.join(", ")
+    )
+}
+
+fn start(test_name: &str, keys: &[&str], requests: u64, window_seconds: u64) -> Stack {
+    let wasm = steps::build(STEP);
+    let json = plugin_config(keys, requests, window_seconds);
+    Stack::start(test_name, STEP, &wasm, 2, |config: &mut EnvoyConfig| {
+        config.set_plugin_configuration(&json)
+    })
+    .unwrap_or_else(|log| panic!("{log}"))
+}
+
+/// Windows are aligned to the Unix epoch. Waits until at least `needed` of
+/// the current window is left, so a burst cannot straddle two windows.
+fn wait_for_room_in_window(window_seconds: u64, needed: Duration) {
+    loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let into_window = Duration::from_secs(now.as_secs() % window_seconds)
+            + Duration::from_nanos(u64::from(now.subsec_nanos()));
+        let left = Duration::from_secs(window_seconds).saturating_sub(into_window);
+        if left >= needed {
+            return;
+        }
+        std::thread::sleep(left + Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn check_script_passes_and_matches_the_book() {
+    let stack = Stack::step("step2-check-script", STEP, 2);
+    let (passed, output) = stack.run_check_script(STEP);
+    assert!(passed, "check.sh failed:\n{output}");
+    capture::check_or_update("step-2-rate-limit/check.txt", &output);
+}
+
+/// The count is exact across Envoy's two worker VMs: a per-VM counter
+/// would let up to 100 of these through.
+#[test]
+fn limit_is_exact_across_workers_under_concurrency() {
+    let stack = start("step2-exact", &["key-abc123"], 50, 3600);
+    wait_for_room_in_window(3600, Duration::from_secs(60));
+    let keys = vec!["key-abc123"; 200];
+    let results = load::concurrent_gets(stack.envoy.port, "/api/users", "x-api-key", &keys, 16);
+    let ok = load::count(&results, "key-abc123", 200);
+    let limited = load::count(&results, "key-abc123", 429);
+    println!("200 requests, 16 in flight, 2 workers, limit 50: {ok} answered 200, {limited} answered 429");
+    assert_eq!((ok, limited), (50, 150), "all results: {results:?}");
+}
+
+#[test]
+fn window_resets_after_retry_after_seconds() {
+    let stack = start("step2-reset", &["key-abc123"], 2, 2);
+    let port = stack.envoy.port;
+    let key: &[(&str, &[u8])] = &[("x-api-key", b"key-abc123")];
+    wait_for_room_in_window(2, Duration::from_millis(1500));
+    for _ in 0..2 {
+        assert_eq!(
+            http::get(port, "/api/users", key).map(|r| r.status).ok(),
+            Some(200)
+        );
+    }
+    let limited = http::get(port, "/api/users", key).expect("answer to the third request");
+    assert_eq!(limited.status, 429, "{limited:?}");
+    let retry_after: u64 = limited
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no numeric Retry-After: {limited:?}"));
+    assert!(
+        (1..=2).contains(&retry_after),
+        "Retry-After {retry_after} for a 2 s window"
+    );
+    std::thread::sleep(Duration::from_secs(retry_after));
+    let after = http::get(port, "/api/users", key).expect("answer after the window");
+    assert_eq!(
+        after.status, 200,
+        "still limited after Retry-After: {after:?}"
+    );
+}
+
+#[test]
+fn two_keys_are_counted_independently_under_load() {
+    let stack = start("step2-two-keys", &["key-one", "key-two"], 30, 3600);
+    wait_for_room_in_window(3600, Duration::from_secs(60));
+    let keys: Vec<&str> = (0..120)
+        .map(|i| if i % 2 == 0 { "key-one" } else { "key-two" })
+        .collect();
+    let results = load::concurrent_gets(stack.envoy.port, "/api/users", "x-api-key", &keys, 16);
+    for key in ["key-one", "key-two"] {
+        let (ok, limited) = (
+            load::count(&results, key, 200),
+            load::count(&results, key, 429),
+        );
+        println!("{key}: {ok} answered 200, {limited} answered 429");
+        assert_eq!((ok, limited), (30, 30), "{key}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_not_counted() {
+    let stack = start("step2-unknown-keys", &["key-abc123"], 3, 3600);
+    wait_for_room_in_window(3600, Duration::from_secs(60));
+    let port = stack.envoy.port;
+    for i in 0..20 {
+        let key = format!("random-{i}");
+        let status =
+            http::get(port, "/api/users", &[("x-api-key", key.as_bytes())]).map(|r| r.status);
+        assert_eq!(status.ok(), Some(403));
+    }
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| {
+            http::get(port, "/api/users", &[("x-api-key", b"key-abc123")]).map_or(0, |r| r.status)
+        })
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 429]);
+}
