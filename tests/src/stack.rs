@@ -13,12 +13,24 @@ use std::process::Command;
 pub const BOOK_LISTENER_PORT: u16 = 8080;
 pub const BOOK_ADMIN_PORT: u16 = 9091;
 pub const BOOK_BACKEND_PORT: u16 = 3000;
+pub const BOOK_AUTH_SERVICE_PORT: u16 = 3001;
 
 pub struct Stack {
     // Field order is drop order: Envoy stops before the servers behind it.
     pub envoy: Envoy,
     pub backend: Server,
+    /// Started when the config has an `auth-service` cluster (step 3).
+    pub auth_service: Option<Server>,
     pub dir: PathBuf,
+}
+
+/// How to run the auth service, for configs that use it.
+#[derive(Default)]
+pub struct AuthSetup<'a> {
+    /// Its keys; `None` uses `examples/<example>/keys.txt`.
+    pub keys: Option<&'a [&'a str]>,
+    /// Extra command-line options, e.g. `["--delay-ms", "2000"]`.
+    pub args: &'a [&'a str],
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -43,8 +55,21 @@ pub fn start_backend(dir: &Path) -> (Server, u16) {
     let port = free_port();
     let mut command = Command::new(steps::workspace_binary("backend"));
     command.arg(port.to_string());
-    let server = Server::start("backend", command, &dir.join("backend.log"));
+    let mut server = Server::start("backend", command, &dir.join("backend.log"));
+    wait_for_port(&mut server, port);
     (server, port)
+}
+
+/// Polls until `server` accepts connections on `port`; panics with its log
+/// if it exits or takes longer than 10 s.
+fn wait_for_port(server: &mut Server, port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if server.exited().is_some() || std::time::Instant::now() > deadline {
+            panic!("server on port {port} did not start:\n{}", server.log());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Points a book config at the given ports.
@@ -61,6 +86,29 @@ pub fn use_ports(config: &mut EnvoyConfig, listener: u16, admin: u16, backend: u
     }
 }
 
+/// Starts the auth service on a free port with the given keys.
+fn start_auth_service(dir: &Path, example: &str, setup: &AuthSetup) -> (Server, u16) {
+    let keys_file = dir.join("keys.txt");
+    let book_keys = paths::repo_root()
+        .join("examples")
+        .join(example)
+        .join("keys.txt");
+    match setup.keys {
+        Some(keys) => std::fs::write(&keys_file, keys.join("\n")),
+        None => std::fs::copy(&book_keys, &keys_file).map(|_| ()),
+    }
+    .expect("write the auth service's keys file");
+    let port = free_port();
+    let mut command = Command::new(steps::workspace_binary("auth-service"));
+    command
+        .arg(port.to_string())
+        .arg(&keys_file)
+        .args(setup.args);
+    let mut server = Server::start("auth-service", command, &dir.join("auth-service.log"));
+    wait_for_port(&mut server, port);
+    (server, port)
+}
+
 impl Stack {
     /// Backend + Envoy running `examples/<example>/envoy.yaml` with `wasm`
     /// as the plugin; `edit` may change the config further first.
@@ -71,17 +119,37 @@ impl Stack {
         concurrency: u32,
         edit: impl FnOnce(&mut EnvoyConfig),
     ) -> Result<Stack, String> {
+        let auth = AuthSetup::default();
+        Stack::start_with(test_name, example, wasm, concurrency, &auth, edit)
+    }
+
+    /// `start`, choosing how the auth service runs (if the config uses it).
+    pub fn start_with(
+        test_name: &str,
+        example: &str,
+        wasm: &Path,
+        concurrency: u32,
+        auth: &AuthSetup,
+        edit: impl FnOnce(&mut EnvoyConfig),
+    ) -> Result<Stack, String> {
         let dir = test_dir(test_name);
         let (backend, backend_port) = start_backend(&dir);
         let (port, admin_port) = (free_port(), free_port());
         let mut config = EnvoyConfig::for_example(example);
         use_ports(&mut config, port, admin_port, backend_port);
+        let auth_port_text = format!("port_value: {BOOK_AUTH_SERVICE_PORT} ");
+        let auth_service = config.text().contains(&auth_port_text).then(|| {
+            let (server, auth_port) = start_auth_service(&dir, example, auth);
+            config.replace_once(&auth_port_text, &format!("port_value: {auth_port} "));
+            server
+        });
         config.set_wasm(wasm);
         edit(&mut config);
         let envoy = Envoy::start(&config, port, admin_port, concurrency, &dir)?;
         Ok(Stack {
             envoy,
             backend,
+            auth_service,
             dir,
         })
     }

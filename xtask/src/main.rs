@@ -70,7 +70,15 @@ fn capture() -> Result {
 fn run_harness(env: &[(&str, &str)]) -> Result {
     run::step("running the live-Envoy harness (cargo test -p harness)");
     let mut command = run::cargo_command(
-        &["test", "--package", "harness", "--", "--test-threads", "2"],
+        &[
+            "test",
+            "--no-fail-fast",
+            "--package",
+            "harness",
+            "--",
+            "--test-threads",
+            "2",
+        ],
         None,
     );
     command.env("ENVOY", tools::envoy_binary()?);

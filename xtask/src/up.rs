@@ -1,10 +1,12 @@
 //! `cargo xtask up <step>`: the step running on the book's ports, in the
-//! foreground, so you can curl it by hand. Ctrl-C stops everything: the
-//! servers are in this terminal's process group and get the signal too.
+//! foreground, so you can curl it by hand. Ctrl-C (or SIGTERM) stops
+//! everything: each server is killed by its PID on the way out.
 
 use crate::run::{self, root};
 use crate::{steps, tools, Result};
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Kills the child by PID when dropped, so no early return leaves it running.
@@ -27,10 +29,24 @@ pub fn run(step: &str) -> Result {
     }
     tools::ensure_wasm_target()?;
     tools::ensure_envoy()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
 
     run::step(&format!("building code/{step}"));
     steps::build(&step_dir)?;
-    run::cargo(&["build", "--quiet", "--package", "backend"], None)?;
+    run::cargo(
+        &[
+            "build",
+            "--quiet",
+            "--package",
+            "backend",
+            "--package",
+            "auth-service",
+        ],
+        None,
+    )?;
 
     run::step("starting the echo backend on 127.0.0.1:3000");
     let backend = Command::new(root().join("target/debug/backend"))
@@ -38,6 +54,20 @@ pub fn run(step: &str) -> Result {
         .spawn()
         .map_err(|e| format!("cannot start the backend: {e}"))?;
     let mut servers = vec![Running(backend)];
+
+    // A step whose example has a keys file talks to the auth service.
+    let keys = root().join("examples").join(step).join("keys.txt");
+    if keys.is_file() {
+        run::step(
+            "starting the auth service on 127.0.0.1:3001 (keys from examples/<step>/keys.txt)",
+        );
+        let auth = Command::new(root().join("target/debug/auth-service"))
+            .arg("3001")
+            .arg(&keys)
+            .spawn()
+            .map_err(|e| format!("cannot start the auth service: {e}"))?;
+        servers.push(Running(auth));
+    }
 
     run::step("starting Envoy: listener 127.0.0.1:8080, admin 127.0.0.1:9091");
     let envoy = Command::new(tools::envoy_binary()?)
@@ -52,7 +82,7 @@ pub fn run(step: &str) -> Result {
     run::step("waiting for Envoy to be ready (GET :9091/ready)");
     let started = Instant::now();
     let mut announced = false;
-    loop {
+    while !stop.load(Ordering::SeqCst) {
         for server in servers.iter_mut() {
             if let Ok(Some(status)) = server.0.try_wait() {
                 return Err(format!("a server exited ({status}); see its output above"));
@@ -67,6 +97,8 @@ pub fn run(step: &str) -> Result {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    run::step("stopping the servers");
+    Ok(())
 }
 
 /// `GET /ready` on the admin port answers 200 once Envoy serves traffic.

@@ -1,0 +1,192 @@
+//! The plugin configuration: parsed and checked once, in `on_configure`.
+
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+
+// ANCHOR: raw_config
+/// The JSON the operator writes in the proxy configuration. The keys are no
+/// longer here: the auth service knows them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    header_name: String,
+    /// The proxy's name for the auth service: an Envoy cluster.
+    auth_cluster: String,
+    /// The `:authority` (Host) sent to the auth service.
+    auth_authority: String,
+    #[serde(default = "default_auth_path")]
+    auth_path: String,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+}
+
+fn default_auth_path() -> String {
+    "/validate".to_owned()
+}
+
+/// Long enough for a service on the same network, short enough that a hung
+/// service does not hold requests for long.
+fn default_timeout_ms() -> u64 {
+    500
+}
+
+pub const MAX_TIMEOUT_MS: u64 = 10_000;
+// ANCHOR_END: raw_config
+
+// ANCHOR: auth_config
+/// The checked configuration every request of this VM reads.
+#[derive(Debug)]
+pub struct AuthConfig {
+    /// Lower-cased, as proxies compare header names case-insensitively.
+    pub header_name: String,
+    pub auth_cluster: String,
+    pub auth_authority: String,
+    pub auth_path: String,
+    pub timeout: Duration,
+}
+// ANCHOR_END: auth_config
+
+// ANCHOR: config_error
+/// Why a configuration was refused.
+#[derive(Debug, PartialEq)]
+pub enum ConfigError {
+    Missing,
+    Json(String),
+    EmptyHeaderName,
+    BadHeaderName,
+    Empty(&'static str),
+    BadPath,
+    BadTimeout,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Missing => write!(f, "no plugin configuration was provided"),
+            ConfigError::Json(reason) => write!(f, "configuration is not valid: {reason}"),
+            ConfigError::EmptyHeaderName => write!(f, "`header_name` must not be empty"),
+            ConfigError::BadHeaderName => {
+                write!(f, "`header_name` may only contain letters, digits and -_.")
+            }
+            ConfigError::Empty(field) => write!(f, "`{field}` must not be empty"),
+            ConfigError::BadPath => write!(f, "`auth_path` must start with `/`"),
+            ConfigError::BadTimeout => {
+                write!(f, "`timeout_ms` must be between 1 and {MAX_TIMEOUT_MS}")
+            }
+        }
+    }
+}
+// ANCHOR_END: config_error
+
+// ANCHOR: parse
+impl AuthConfig {
+    pub fn parse(bytes: Option<&[u8]>) -> Result<Self, ConfigError> {
+        let bytes = bytes.ok_or(ConfigError::Missing)?;
+        let raw: RawConfig =
+            serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))?;
+
+        let header_name = raw.header_name.trim().to_ascii_lowercase();
+        if header_name.is_empty() {
+            return Err(ConfigError::EmptyHeaderName);
+        }
+        if !header_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(ConfigError::BadHeaderName);
+        }
+        for (field, value) in [
+            ("auth_cluster", &raw.auth_cluster),
+            ("auth_authority", &raw.auth_authority),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ConfigError::Empty(field));
+            }
+        }
+        if !raw.auth_path.starts_with('/') {
+            return Err(ConfigError::BadPath);
+        }
+        if !(1..=MAX_TIMEOUT_MS).contains(&raw.timeout_ms) {
+            return Err(ConfigError::BadTimeout);
+        }
+
+        Ok(AuthConfig {
+            header_name,
+            auth_cluster: raw.auth_cluster,
+            auth_authority: raw.auth_authority,
+            auth_path: raw.auth_path,
+            timeout: Duration::from_millis(raw.timeout_ms),
+        })
+    }
+}
+// ANCHOR_END: parse
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<AuthConfig, ConfigError> {
+        AuthConfig::parse(Some(json.as_bytes()))
+    }
+
+    #[test]
+    fn accepts_a_good_config_with_defaults() {
+        let json = r#"{"header_name":"X-API-Key","auth_cluster":"auth","auth_authority":"auth"}"#;
+        let Ok(config) = parse(json) else {
+            panic!("a good configuration was refused");
+        };
+        assert_eq!(config.header_name, "x-api-key");
+        assert_eq!(config.auth_path, "/validate");
+        assert_eq!(config.timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn refuses_every_bad_config() {
+        assert_eq!(AuthConfig::parse(None).err(), Some(ConfigError::Missing));
+        for json in [
+            "{not json",
+            r#"{"header_name":"x","auth_cluster":"a"}"#,
+            r#"{"header_name":"x","auth_cluster":"a","auth_authority":"a","extra":1}"#,
+            r#"{"header_name":"x","auth_cluster":"a","auth_authority":"a","timeout_ms":"5"}"#,
+        ] {
+            assert!(
+                matches!(parse(json).err(), Some(ConfigError::Json(_))),
+                "{json}"
+            );
+        }
+        let cases = [
+            (
+                r#"{"header_name":"","auth_cluster":"a","auth_authority":"a"}"#,
+                ConfigError::EmptyHeaderName,
+            ),
+            (
+                r#"{"header_name":"x:","auth_cluster":"a","auth_authority":"a"}"#,
+                ConfigError::BadHeaderName,
+            ),
+            (
+                r#"{"header_name":"x","auth_cluster":" ","auth_authority":"a"}"#,
+                ConfigError::Empty("auth_cluster"),
+            ),
+            (
+                r#"{"header_name":"x","auth_cluster":"a","auth_authority":""}"#,
+                ConfigError::Empty("auth_authority"),
+            ),
+            (
+                r#"{"header_name":"x","auth_cluster":"a","auth_authority":"a","auth_path":"v"}"#,
+                ConfigError::BadPath,
+            ),
+            (
+                r#"{"header_name":"x","auth_cluster":"a","auth_authority":"a","timeout_ms":0}"#,
+                ConfigError::BadTimeout,
+            ),
+            (
+                r#"{"header_name":"x","auth_cluster":"a","auth_authority":"a","timeout_ms":10001}"#,
+                ConfigError::BadTimeout,
+            ),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(parse(json).err(), Some(expected), "{json}");
+        }
+    }
+}

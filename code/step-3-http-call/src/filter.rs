@@ -1,0 +1,299 @@
+// ANCHOR: all
+//! The per-request part: one `AuthFilter` for each HTTP request, which asks
+//! the auth service about the key and waits for its answer.
+
+use crate::config::AuthConfig;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, BufferType, MapType};
+use serde::Deserialize;
+use std::rc::Rc;
+
+/// The header this plugin adds for the upstream. Whatever a client sends
+/// under this name is removed first, so upstreams can trust it.
+const AUTH_STATUS_HEADER: &str = "x-auth-status";
+
+/// The most of the auth service's answer the plugin reads: `{"valid":true}`
+/// needs 14 bytes, and a service sending megabytes is not answering this.
+const MAX_ANSWER_BYTES: usize = 4096;
+
+// ANCHOR: verdict
+/// What the plugin decided about one request, kept for the access log line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Verdict {
+    Pending,
+    WaitingForAuthService,
+    Allowed,
+    MissingKey,
+    UnknownKey,
+    AuthServiceFailed,
+    NotConfigured,
+}
+// ANCHOR_END: verdict
+
+// ANCHOR: filter
+pub struct AuthFilter {
+    config: Option<Rc<AuthConfig>>,
+    verdict: Verdict,
+    /// The token of the call in flight, to recognise its answer.
+    call: Option<u32>,
+}
+
+impl AuthFilter {
+    pub fn new(config: Option<Rc<AuthConfig>>) -> Self {
+        AuthFilter {
+            config,
+            verdict: Verdict::Pending,
+            call: None,
+        }
+    }
+}
+// ANCHOR_END: filter
+
+// ANCHOR: read_key
+enum KeyHeader<'a> {
+    Missing,
+    /// Not UTF-8, so it cannot be put in a JSON string, and cannot be one of
+    /// the service's keys (they are JSON strings too).
+    NotUtf8,
+    Key(&'a str),
+}
+
+fn read_key(value: Option<&[u8]>) -> KeyHeader<'_> {
+    match value {
+        None | Some(b"") => KeyHeader::Missing,
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(key) => KeyHeader::Key(key),
+            Err(_) => KeyHeader::NotUtf8,
+        },
+    }
+}
+// ANCHOR_END: read_key
+
+// ANCHOR: validation_request
+/// `{"key": "..."}`, built by serde_json: a key containing `"` or `\` is
+/// escaped, so it can never add fields of its own to the JSON.
+fn validation_request(key: &str) -> Vec<u8> {
+    serde_json::json!({ "key": key }).to_string().into_bytes()
+}
+// ANCHOR_END: validation_request
+
+// ANCHOR: interpret
+/// What the auth service said, reduced to the three cases that matter.
+#[derive(Debug, PartialEq)]
+enum AuthAnswer {
+    Valid,
+    Invalid,
+    /// Anything else: the plugin cannot tell, so it must not let the request
+    /// through. The reason is for the log.
+    Unavailable(String),
+}
+
+#[derive(Deserialize)]
+struct ValidateResponse {
+    valid: bool,
+}
+
+fn interpret(status: Option<&[u8]>, body: Option<&[u8]>) -> AuthAnswer {
+    match status {
+        // Envoy calls back without headers when the call failed: connection
+        // refused or reset, or the timeout expired.
+        None => AuthAnswer::Unavailable("no response (refused, reset or timed out)".into()),
+        Some(b"200") => {
+            match serde_json::from_slice::<ValidateResponse>(body.unwrap_or_default()) {
+                Ok(ValidateResponse { valid: true }) => AuthAnswer::Valid,
+                Ok(ValidateResponse { valid: false }) => AuthAnswer::Invalid,
+                Err(_) => {
+                    AuthAnswer::Unavailable("200 with a body that is not {\"valid\": bool}".into())
+                }
+            }
+        }
+        Some(b"401") | Some(b"403") => AuthAnswer::Invalid,
+        Some(other) => AuthAnswer::Unavailable(format!(
+            "answered status {}",
+            String::from_utf8_lossy(other)
+        )),
+    }
+}
+// ANCHOR_END: interpret
+
+// ANCHOR: reject
+impl AuthFilter {
+    /// Answers the client directly; the request never reaches the upstream.
+    fn reject(&mut self, verdict: Verdict, status: u32, body: &[u8]) -> Action {
+        self.verdict = verdict;
+        self.send_http_response(
+            status,
+            vec![("content-type", "application/json")],
+            Some(body),
+        );
+        Action::Pause
+    }
+}
+// ANCHOR_END: reject
+
+// ANCHOR: ask_auth_service
+impl AuthFilter {
+    fn ask_auth_service(&mut self, config: &AuthConfig, key: &str) -> Action {
+        let body = validation_request(key);
+        let headers = vec![
+            (":method", "POST"),
+            (":path", config.auth_path.as_str()),
+            (":authority", config.auth_authority.as_str()),
+            ("content-type", "application/json"),
+        ];
+        match self.dispatch_http_call(
+            &config.auth_cluster,
+            headers,
+            Some(&body),
+            vec![],
+            config.timeout,
+        ) {
+            Ok(token) => {
+                self.call = Some(token);
+                self.verdict = Verdict::WaitingForAuthService;
+                // Hold the request here until on_http_call_response.
+                Action::Pause
+            }
+            Err(status) => {
+                log::error!(
+                    "could not call the auth service (cluster `{}`): {status:?}",
+                    config.auth_cluster
+                );
+                self.reject(
+                    Verdict::AuthServiceFailed,
+                    503,
+                    br#"{"error":"authentication unavailable"}"#,
+                )
+            }
+        }
+    }
+}
+// ANCHOR_END: ask_auth_service
+
+// ANCHOR: on_http_call_response
+impl Context for AuthFilter {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if self.call != Some(token_id) {
+            return;
+        }
+        self.call = None;
+        // The hostcalls functions return errors instead of panicking.
+        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten();
+        let body = hostcalls::get_buffer(
+            BufferType::HttpCallResponseBody,
+            0,
+            body_size.min(MAX_ANSWER_BYTES),
+        )
+        .ok()
+        .flatten();
+
+        match interpret(status.as_deref(), body.as_deref()) {
+            AuthAnswer::Valid => {
+                self.verdict = Verdict::Allowed;
+                self.set_http_request_header(AUTH_STATUS_HEADER, Some("valid"));
+                self.resume_http_request();
+            }
+            AuthAnswer::Invalid => {
+                log::warn!("request with an API key the auth service refused");
+                self.reject(Verdict::UnknownKey, 403, br#"{"error":"invalid API key"}"#);
+            }
+            // Fail closed: when in doubt, the request does not go through.
+            AuthAnswer::Unavailable(reason) => {
+                log::error!("auth service unusable: {reason}; request refused");
+                self.reject(
+                    Verdict::AuthServiceFailed,
+                    503,
+                    br#"{"error":"authentication unavailable"}"#,
+                );
+            }
+        }
+    }
+}
+// ANCHOR_END: on_http_call_response
+
+// ANCHOR: on_http_request_headers
+impl HttpContext for AuthFilter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // Drop any copy the client sent before anything else happens.
+        self.set_http_request_header(AUTH_STATUS_HEADER, None);
+
+        let Some(config) = self.config.clone() else {
+            return self.reject(
+                Verdict::NotConfigured,
+                503,
+                br#"{"error":"auth plugin is not configured"}"#,
+            );
+        };
+
+        let value = self.get_http_request_header_bytes(&config.header_name);
+        match read_key(value.as_deref()) {
+            KeyHeader::Missing => {
+                log::warn!("request without `{}` header", config.header_name);
+                self.reject(Verdict::MissingKey, 401, br#"{"error":"missing API key"}"#)
+            }
+            KeyHeader::NotUtf8 => {
+                log::warn!("request with an API key that is not UTF-8");
+                self.reject(Verdict::UnknownKey, 403, br#"{"error":"invalid API key"}"#)
+            }
+            KeyHeader::Key(key) => self.ask_auth_service(&config, key),
+        }
+    }
+    // ANCHOR_END: on_http_request_headers
+
+    fn on_log(&mut self) {
+        log::info!("request completed, verdict {:?}", self.verdict);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_with_quotes_stay_one_json_string() {
+        let forged = r#"x", "key": "key-abc123"#;
+        let body = validation_request(forged);
+        let parsed: serde_json::Value = match serde_json::from_slice(&body) {
+            Ok(value) => value,
+            Err(error) => panic!("not JSON: {error}"),
+        };
+        assert_eq!(parsed, serde_json::json!({ "key": forged }));
+        assert_eq!(validation_request(r"a\b"), br#"{"key":"a\\b"}"#.to_vec());
+    }
+
+    #[test]
+    fn only_a_clear_yes_is_valid() {
+        let yes = Some(&br#"{"valid": true}"#[..]);
+        assert_eq!(interpret(Some(b"200"), yes), AuthAnswer::Valid);
+        assert_eq!(
+            interpret(Some(b"200"), Some(br#"{"valid": false}"#)),
+            AuthAnswer::Invalid
+        );
+        assert_eq!(interpret(Some(b"403"), None), AuthAnswer::Invalid);
+        assert_eq!(interpret(Some(b"401"), yes), AuthAnswer::Invalid);
+        for (status, body) in [
+            (None, yes),
+            (Some(&b"500"[..]), yes),
+            (Some(&b"503"[..]), None),
+            (Some(&b"200"[..]), Some(&b"valid"[..])),
+            (Some(&b"200"[..]), Some(&br#"{"valid": "true"}"#[..])),
+            (Some(&b"200"[..]), None),
+            (Some(&b"302"[..]), yes),
+        ] {
+            assert!(
+                matches!(interpret(status, body), AuthAnswer::Unavailable(_)),
+                "{status:?} {body:?}"
+            );
+        }
+    }
+}
+// ANCHOR_END: all

@@ -1,0 +1,66 @@
+//! Step 3: the API key checked by an external auth service, failing closed.
+
+mod config;
+mod filter;
+
+use config::AuthConfig;
+use filter::AuthFilter;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{ContextType, LogLevel};
+use std::rc::Rc;
+
+// ANCHOR: main
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_context_id| -> Box<dyn RootContext> {
+        Box::new(AuthRoot { config: None })
+    });
+}}
+// ANCHOR_END: main
+
+// ANCHOR: root
+/// One per plugin per VM: Envoy runs a VM per worker thread, so each worker
+/// has its own root context, configured from the same JSON.
+struct AuthRoot {
+    /// `Rc` because every request's filter shares this one copy of the
+    /// configuration: creating a filter costs a reference count, not a copy.
+    config: Option<Rc<AuthConfig>>,
+}
+
+impl Context for AuthRoot {}
+// ANCHOR_END: root
+
+// ANCHOR: on_configure
+impl RootContext for AuthRoot {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        match AuthConfig::parse(self.get_plugin_configuration().as_deref()) {
+            Ok(config) => {
+                log::info!(
+                    "configured, header `{}`, auth service cluster `{}`, timeout {:?}",
+                    config.header_name,
+                    config.auth_cluster,
+                    config.timeout
+                );
+                self.config = Some(Rc::new(config));
+                true
+            }
+            Err(error) => {
+                // Returning false makes the proxy refuse the plugin, so the
+                // route is never served without the check.
+                log::error!("rejected plugin configuration: {error}");
+                false
+            }
+        }
+    }
+    // ANCHOR_END: on_configure
+
+    // ANCHOR: create_http_context
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(AuthFilter::new(self.config.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+// ANCHOR_END: create_http_context

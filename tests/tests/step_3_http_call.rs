@@ -1,0 +1,162 @@
+//! Step 3 (keys checked by an external auth service) on a live Envoy.
+
+use harness::capture;
+use harness::envoy::EnvoyConfig;
+use harness::http::{self, Response};
+use harness::load;
+use harness::stack::{AuthSetup, Stack};
+use harness::steps;
+use std::time::{Duration, Instant};
+
+const STEP: &str = "step-3-http-call";
+const BOOK_KEYS: [&str; 3] = ["key-abc123", "key-def456", "key-ghi789"];
+
+fn start(test_name: &str, auth: &AuthSetup, edit: impl FnOnce(&mut EnvoyConfig)) -> Stack {
+    let wasm = steps::build(STEP);
+    Stack::start_with(test_name, STEP, &wasm, 2, auth, edit).unwrap_or_else(|log| panic!("{log}"))
+}
+
+fn get_with_key(stack: &Stack, key: &[u8]) -> Response {
+    http::get(stack.envoy.port, "/api/users", &[("x-api-key", key)]).expect("an answer from Envoy")
+}
+
+fn assert_no_key_logged(stack: &Stack, keys: &[&str]) {
+    let log = stack.envoy.log();
+    for key in keys {
+        assert!(!log.contains(key), "the Envoy log contains the key `{key}`");
+    }
+}
+
+#[test]
+fn check_script_passes_and_matches_the_book() {
+    let stack = Stack::step("step3-check-script", STEP, 2);
+    let (passed, output) = stack.run_check_script(STEP);
+    assert!(passed, "check.sh failed:\n{output}");
+    capture::check_or_update("step-3-http-call/check.txt", &output);
+    assert_no_key_logged(&stack, &BOOK_KEYS);
+    assert_no_key_logged(&stack, &["invalid"]);
+}
+
+#[test]
+fn auth_service_down_gives_503_quickly() {
+    let mut stack = start("step3-service-down", &AuthSetup::default(), |_| {});
+    assert_eq!(
+        get_with_key(&stack, b"key-abc123").status,
+        200,
+        "service up: valid key"
+    );
+    stack
+        .auth_service
+        .as_mut()
+        .expect("auth service started")
+        .stop();
+    let started = Instant::now();
+    let response = get_with_key(&stack, b"key-abc123");
+    assert_eq!(response.status, 503, "{response:?}");
+    assert!(
+        response.body.contains("authentication unavailable"),
+        "{response:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stack.envoy.log().contains("auth service unusable"),
+        "no error logged"
+    );
+}
+
+#[test]
+fn slow_auth_service_times_out_within_the_timeout_plus_one_second() {
+    let auth = AuthSetup {
+        keys: None,
+        args: &["--delay-ms", "3000"],
+    };
+    let stack = start("step3-slow-service", &auth, |_| {});
+    let timeout = Duration::from_millis(500); // timeout_ms in the book's config
+    let started = Instant::now();
+    let response = get_with_key(&stack, b"key-abc123");
+    let elapsed = started.elapsed();
+    println!("slow auth service: {} after {elapsed:?}", response.status);
+    assert!([503, 504].contains(&response.status), "{response:?}");
+    assert!(
+        elapsed < timeout + Duration::from_secs(1),
+        "took {elapsed:?}"
+    );
+}
+
+#[test]
+fn keys_with_quotes_and_backslashes_are_sent_intact_and_cannot_forge_json() {
+    let odd_key = r#"we"ird\key"#;
+    let auth = AuthSetup {
+        keys: Some(&["key-abc123", odd_key]),
+        args: &[],
+    };
+    let stack = start("step3-json-escaping", &auth, |_| {});
+    assert_eq!(
+        get_with_key(&stack, odd_key.as_bytes()).status,
+        200,
+        "the odd key arrived changed"
+    );
+    // With format!-built JSON this becomes {"key": "x", "key": "key-abc123"},
+    // and a JSON parser that keeps the last duplicate field sees a valid key.
+    let forged = r#"x", "key": "key-abc123"#;
+    assert_eq!(
+        get_with_key(&stack, forged.as_bytes()).status,
+        403,
+        "forged JSON accepted"
+    );
+    assert_no_key_logged(&stack, &[odd_key, "key-abc123"]);
+}
+
+#[test]
+fn auth_service_errors_and_garbage_give_503() {
+    for answer in ["500", "garbage"] {
+        let auth = AuthSetup {
+            keys: None,
+            args: &["--answer", answer],
+        };
+        let stack = start(&format!("step3-service-answers-{answer}"), &auth, |_| {});
+        let response = get_with_key(&stack, b"key-abc123");
+        assert_eq!(
+            response.status, 503,
+            "service answering {answer}: {response:?}"
+        );
+        assert!(
+            stack.envoy.log().contains("auth service unusable"),
+            "{answer}: no error logged"
+        );
+    }
+}
+
+#[test]
+fn unknown_cluster_gives_503_without_a_panic() {
+    let stack = start("step3-unknown-cluster", &AuthSetup::default(), |config| {
+        config.replace_once(
+            r#""auth_cluster": "auth-service""#,
+            r#""auth_cluster": "no-such-cluster""#,
+        )
+    });
+    for _ in 0..3 {
+        let response = get_with_key(&stack, b"key-abc123");
+        assert_eq!(response.status, 503, "{response:?}");
+    }
+    let log = stack.envoy.log();
+    assert!(
+        log.contains("could not call the auth service (cluster `no-such-cluster`)"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "the plugin panicked");
+}
+
+#[test]
+fn fifty_concurrent_valid_requests_all_succeed() {
+    let stack = start("step3-concurrent", &AuthSetup::default(), |_| {});
+    let keys: Vec<&str> = (0..50).map(|i| BOOK_KEYS[i % 3]).collect();
+    let results = load::concurrent_gets(stack.envoy.port, "/api/users", "x-api-key", &keys, 50);
+    let ok = results.iter().filter(|(_, status)| *status == 200).count();
+    println!("50 concurrent valid requests: {ok} answered 200");
+    assert_eq!(ok, 50, "{results:?}");
+}
