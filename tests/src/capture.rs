@@ -20,6 +20,18 @@ pub fn check_or_update(relative: &str, actual: &str) {
     );
 }
 
+/// Compares with a committed capture without ever rewriting it: for a test
+/// whose output must equal what another test captured.
+pub fn assert_matches(relative: &str, actual: &str) {
+    let path = paths::repo_root().join("src/captured").join(relative);
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == actual,
+        "output differs from {}:\n--- committed\n{committed}\n--- now\n{actual}",
+        path.display()
+    );
+}
+
 /// Sizes change a little with every compiler release, so this capture is
 /// compared with a tolerance: it fails when a size moved by more than 10 %
 /// (or a step appeared or vanished), which is when the book's number misleads.

@@ -1,56 +1,82 @@
-//! The tutorial's steps: every folder under `code/` is one, found by listing
-//! the folder, so a new step needs no change here.
+//! The tutorial's steps: every folder under `code/` with a Cargo.toml (Rust)
+//! or a go.mod (Go) is one, found by listing the folder, so a new step needs
+//! no change here.
 
 use crate::paths;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-/// Every step folder under `code/` that holds a Rust crate.
-pub fn rust_steps() -> Vec<String> {
+/// Every step folder under `code/`, sorted.
+pub fn all_steps() -> Vec<String> {
     let mut steps: Vec<String> = std::fs::read_dir(paths::repo_root().join("code"))
         .expect("read code/")
         .filter_map(Result::ok)
-        .filter(|entry| entry.path().join("Cargo.toml").is_file())
+        .filter(|entry| is_rust(&entry.path()) || is_go(&entry.path()))
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
     steps.sort();
     steps
 }
 
-/// `step-1-auth` -> `step_1_auth.wasm`, as Cargo names a cdylib.
-pub fn wasm_file_name(step: &str) -> String {
-    format!("{}.wasm", step.replace('-', "_"))
+pub fn is_rust(dir: &Path) -> bool {
+    dir.join("Cargo.toml").is_file()
+}
+
+pub fn is_go(dir: &Path) -> bool {
+    dir.join("go.mod").is_file()
 }
 
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
-/// Builds a step to wasm32-wasip1 in release (a no-op when up to date) and
-/// returns the path of its `.wasm`.
+/// Builds a step in its folder (a no-op when up to date) and returns the
+/// path of its `.wasm`.
 pub fn build(step: &str) -> PathBuf {
     let _one_at_a_time = BUILD_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let dir = paths::repo_root().join("code").join(step);
-    run_cargo_build(&dir, &dir.join("target"));
-    dir.join("target/wasm32-wasip1/release")
-        .join(wasm_file_name(step))
+    build_in(&paths::repo_root().join("code").join(step), step)
 }
 
-/// `cargo build --target wasm32-wasip1 --release` in `dir`, as the book says.
-pub fn run_cargo_build(dir: &std::path::Path, target_dir: &std::path::Path) {
-    let output = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--target", "wasm32-wasip1", "--release"])
-        .env("CARGO_TARGET_DIR", target_dir)
+/// Builds the step whose sources are in `dir` with the command the book
+/// gives, and returns the path of the `.wasm`:
+/// Rust: `cargo build --target wasm32-wasip1 --release` (lands in
+/// `target/wasm32-wasip1/release/<crate_name>.wasm`);
+/// Go: `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o <step>.wasm .`.
+pub fn build_in(dir: &Path, step: &str) -> PathBuf {
+    let (mut command, wasm) = if is_go(dir) {
+        let mut command = Command::new("go");
+        command
+            .args(["build", "-buildmode=c-shared", "-o"])
+            .arg(format!("{step}.wasm"))
+            .arg(".")
+            .env("GOOS", "wasip1")
+            .env("GOARCH", "wasm");
+        (command, dir.join(format!("{step}.wasm")))
+    } else {
+        let mut command = Command::new(env!("CARGO"));
+        command
+            .args(["build", "--quiet", "--target", "wasm32-wasip1", "--release"])
+            .env("CARGO_TARGET_DIR", dir.join("target"));
+        let file = format!("{}.wasm", step.replace('-', "_"));
+        (command, dir.join("target/wasm32-wasip1/release").join(file))
+    };
+    let output = command
         .current_dir(dir)
         .output()
-        .expect("run cargo");
+        .unwrap_or_else(|e| panic!("cannot run the build of {step} ({command:?}): {e}"));
     assert!(
         output.status.success(),
         "building {} failed:\n{}",
         dir.display(),
         String::from_utf8_lossy(&output.stderr)
     );
+    assert!(
+        wasm.is_file(),
+        "{step}: no {} after the build",
+        wasm.display()
+    );
+    wasm
 }
 
 /// Builds a binary of this workspace (backend, auth service) once per test

@@ -146,6 +146,31 @@ pub fn ensure_envoy() -> Result {
     Ok(())
 }
 
+/// Go 1.24 or newer builds Proxy-Wasm plugins with the standard toolchain
+/// (WASI reactors); this cannot be installed from the project, so it is
+/// checked and explained.
+pub fn ensure_go() -> Result {
+    let mut command = Command::new("go");
+    command.arg("version");
+    let version = run::output(command).map_err(|_| {
+        "Go is needed for code/go-auth: install Go 1.24 or newer (https://go.dev/dl/)".to_owned()
+    })?;
+    // "go version go1.26.8 linux/amd64"
+    let minor = version
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.strip_prefix("go1."))
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.parse::<u32>().ok());
+    match minor {
+        Some(minor) if minor >= 24 => Ok(()),
+        _ => Err(format!(
+            "Go 1.24 or newer is needed for code/go-auth; found: {}",
+            version.trim()
+        )),
+    }
+}
+
 pub fn ensure_command(name: &str, hint: &str) -> Result {
     let found = Command::new(name)
         .arg("--version")
