@@ -9,3 +9,4 @@ pub mod paths;
 pub mod process;
 pub mod stack;
 pub mod steps;
+pub mod variants;

@@ -35,7 +35,8 @@ pub fn build(step: &str) -> PathBuf {
     let _one_at_a_time = BUILD_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    build_in(&paths::repo_root().join("code").join(step), step)
+    let dir = paths::repo_root().join("code").join(step);
+    build_in(&dir, step, &dir.join("target"))
 }
 
 /// Builds the step whose sources are in `dir` with the command the book
@@ -43,7 +44,8 @@ pub fn build(step: &str) -> PathBuf {
 /// Rust: `cargo build --target wasm32-wasip1 --release` (lands in
 /// `target/wasm32-wasip1/release/<crate_name>.wasm`);
 /// Go: `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o <step>.wasm .`.
-pub fn build_in(dir: &Path, step: &str) -> PathBuf {
+/// Rust builds use `target_dir` as CARGO_TARGET_DIR.
+pub fn build_in(dir: &Path, step: &str, target_dir: &Path) -> PathBuf {
     let (mut command, wasm) = if is_go(dir) {
         let mut command = Command::new("go");
         command
@@ -57,9 +59,9 @@ pub fn build_in(dir: &Path, step: &str) -> PathBuf {
         let mut command = Command::new(env!("CARGO"));
         command
             .args(["build", "--quiet", "--target", "wasm32-wasip1", "--release"])
-            .env("CARGO_TARGET_DIR", dir.join("target"));
+            .env("CARGO_TARGET_DIR", target_dir);
         let file = format!("{}.wasm", step.replace('-', "_"));
-        (command, dir.join("target/wasm32-wasip1/release").join(file))
+        (command, target_dir.join("wasm32-wasip1/release").join(file))
     };
     let output = command
         .current_dir(dir)

@@ -1,28 +1,7 @@
 //! Every step folder is something a reader copies: it must build on its own,
 //! outside this repository, with the command the book gives.
 
-use harness::{capture, paths, steps};
-use std::path::Path;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create copy directory");
-    for entry in std::fs::read_dir(from)
-        .expect("read step folder")
-        .filter_map(Result::ok)
-    {
-        let name = entry.file_name();
-        let (source, destination) = (entry.path(), to.join(&name));
-        // Build output stays behind: the copy must build from sources alone.
-        if name == "target" || source.extension().is_some_and(|ext| ext == "wasm") {
-            continue;
-        }
-        if source.is_dir() {
-            copy_dir(&source, &destination);
-        } else {
-            std::fs::copy(&source, &destination).expect("copy file");
-        }
-    }
-}
+use harness::{capture, paths, steps, variants};
 
 #[test]
 fn every_step_builds_when_copied_out_of_the_repository() {
@@ -33,8 +12,8 @@ fn every_step_builds_when_copied_out_of_the_repository() {
     let mut sizes = Vec::new();
     for step in &steps {
         let copy = outside.join(step);
-        copy_dir(&paths::repo_root().join("code").join(step), &copy);
-        let wasm = steps::build_in(&copy, step);
+        variants::copy_sources(&paths::repo_root().join("code").join(step), &copy);
+        let wasm = steps::build_in(&copy, step, &copy.join("target"));
         let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
         sizes.push((step.clone(), size));
     }

@@ -28,6 +28,14 @@ struct AuthRoot {
 }
 
 impl Context for AuthRoot {}
+
+impl AuthRoot {
+    /// The filter for one request: it gets a new reference to the
+    /// configuration, never a copy of it.
+    fn new_filter(&self) -> AuthFilter {
+        AuthFilter::new(self.config.clone())
+    }
+}
 // ANCHOR_END: root
 
 // ANCHOR: on_configure
@@ -55,7 +63,7 @@ impl RootContext for AuthRoot {
 
     // ANCHOR: create_http_context
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(AuthFilter::new(self.config.clone())))
+        Some(Box::new(self.new_filter()))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -63,3 +71,26 @@ impl RootContext for AuthRoot {
     }
 }
 // ANCHOR_END: create_http_context
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Creating a request's filter must not copy the key set: every filter
+    /// holds another reference to the root context's one copy.
+    #[test]
+    fn filters_share_one_key_set() {
+        let json = br#"{"header_name":"x-api-key","valid_keys":["key-abc123"]}"#;
+        let Ok(config) = AuthConfig::parse(Some(json)) else {
+            panic!("test config refused");
+        };
+        let config = Rc::new(config);
+        let root = AuthRoot {
+            config: Some(config.clone()),
+        };
+        let filters: Vec<_> = (0..3).map(|_| root.new_filter()).collect();
+        assert_eq!(filters.len(), 3);
+        // This test's handle, the root's, and one per filter.
+        assert_eq!(Rc::strong_count(&config), 5);
+    }
+}

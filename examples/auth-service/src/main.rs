@@ -8,14 +8,8 @@
 //! plugin does when its dependency is slow or broken.
 
 use mini_http::{Request, Response};
-use serde::Deserialize;
 use std::collections::HashSet;
 use std::time::Duration;
-
-#[derive(Deserialize)]
-struct Validate {
-    key: String,
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Answer {
@@ -92,11 +86,18 @@ fn answer(settings: &Settings, request: &Request) -> Response {
     if request.method != "POST" || request.path != "/validate" {
         return Response::json(404, r#"{"error":"not found"}"#.into());
     }
-    match serde_json::from_slice::<Validate>(&request.body) {
-        Ok(Validate { key }) if settings.keys.contains(&key) => {
+    // Parsed as a generic JSON value, as many services do. For an object
+    // with the same field twice, serde_json keeps the last one, like many
+    // JSON parsers: harmless for well-formed requests, and exactly what lets
+    // a key forge a field when a client builds its JSON with format!.
+    let key = serde_json::from_slice::<serde_json::Value>(&request.body)
+        .ok()
+        .and_then(|body| body.get("key")?.as_str().map(str::to_owned));
+    match key {
+        Some(key) if settings.keys.contains(&key) => {
             Response::json(200, r#"{"valid":true}"#.into())
         }
-        Ok(_) => Response::json(403, r#"{"valid":false}"#.into()),
-        Err(_) => Response::json(400, r#"{"error":"expected {\"key\": string}"}"#.into()),
+        Some(_) => Response::json(403, r#"{"valid":false}"#.into()),
+        None => Response::json(400, r#"{"error":"expected {\"key\": string}"}"#.into()),
     }
 }

@@ -1,0 +1,72 @@
+//! Deliberately naive variants of the steps, for the hardening chapter: a
+//! step's own sources with a few exact text replacements, built outside
+//! `code/`. Each replacement must match exactly once, so a change to the
+//! step that a variant no longer fits fails loudly.
+
+use crate::paths;
+use crate::steps;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Replace `from` by `to` in `file` (relative to the step folder).
+pub struct Patch {
+    pub file: &'static str,
+    pub from: &'static str,
+    pub to: &'static str,
+}
+
+/// Copies a folder, leaving build output behind.
+pub fn copy_sources(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create copy directory");
+    for entry in std::fs::read_dir(from)
+        .expect("read step folder")
+        .filter_map(Result::ok)
+    {
+        let name = entry.file_name();
+        let (source, destination) = (entry.path(), to.join(&name));
+        if name == "target" || source.extension().is_some_and(|ext| ext == "wasm") {
+            continue;
+        }
+        if source.is_dir() {
+            copy_sources(&source, &destination);
+        } else {
+            std::fs::copy(&source, &destination).expect("copy file");
+        }
+    }
+}
+
+/// Writes the patched copy of `step` to `target/naive/<name>/`.
+pub fn patched_copy(step: &str, name: &str, patches: &[Patch]) -> PathBuf {
+    let dir = paths::repo_root().join("target/naive").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_sources(&paths::repo_root().join("code").join(step), &dir);
+    for patch in patches {
+        let path = dir.join(patch.file);
+        let text = std::fs::read_to_string(&path).expect("read file to patch");
+        let count = text.matches(patch.from).count();
+        assert_eq!(
+            count, 1,
+            "{name}: `{}` occurs {count} times in {}",
+            patch.from, patch.file
+        );
+        std::fs::write(&path, text.replacen(patch.from, patch.to, 1)).expect("write patched file");
+    }
+    dir
+}
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// Builds the naive variant `name` of `step` and returns its `.wasm`. The
+/// variants of a step share one Cargo target directory (their dependencies
+/// are the same), so each `.wasm` is copied out right after its build.
+pub fn build(step: &str, name: &str, patches: &[Patch]) -> PathBuf {
+    let _one_at_a_time = BUILD
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = patched_copy(step, name, patches);
+    let shared_target = paths::repo_root().join("target/naive/target").join(step);
+    let built = steps::build_in(&dir, step, &shared_target);
+    let wasm = dir.join(format!("{name}.wasm"));
+    std::fs::copy(&built, &wasm).expect("copy the variant's .wasm");
+    wasm
+}

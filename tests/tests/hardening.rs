@@ -1,0 +1,300 @@
+//! Every defect of the tutorial this book started from, shown with a
+//! deliberately naive variant of a step: the variant must fail the check,
+//! and the step itself must pass it. The variants are the steps' own
+//! sources with the replacements below, so the book can show exactly what
+//! differs.
+
+use harness::envoy::EnvoyConfig;
+use harness::http;
+use harness::load;
+use harness::stack::{AuthSetup, Stack};
+use harness::steps;
+use harness::variants::{self, Patch};
+use std::path::Path;
+use std::process::Command;
+
+fn start(name: &str, example: &str, wasm: &Path, concurrency: u32) -> Stack {
+    Stack::start(name, example, wasm, concurrency, |_| {}).unwrap_or_else(|log| panic!("{log}"))
+}
+
+fn status(stack: &Stack, path: &str, key: &[u8]) -> u16 {
+    http::get(stack.envoy.port, path, &[("x-api-key", key)]).map_or(0, |r| r.status)
+}
+
+// ANCHOR: naive_non_utf8
+const READ_HEADER_AS_STRING: Patch = Patch {
+    file: "src/filter.rs",
+    from: "let value = self.get_http_request_header_bytes(&config.header_name);
+        self.verdict = check_key(&config, value.as_deref());",
+    to: "let value = self.get_http_request_header(&config.header_name);
+        self.verdict = check_key(&config, value.as_deref().map(str::as_bytes));",
+};
+// ANCHOR_END: naive_non_utf8
+
+#[test]
+fn non_utf8_header_panics_the_naive_plugin_only() {
+    let naive = variants::build(
+        "step-1-auth",
+        "read-header-as-string",
+        &[READ_HEADER_AS_STRING],
+    );
+    let stack = start("hardening-non-utf8-naive", "step-1-auth", &naive, 1);
+    assert_eq!(
+        status(&stack, "/api/users", b"\xff\xfe"),
+        503,
+        "naive: the crashed request"
+    );
+    assert_eq!(
+        status(&stack, "/api/users", b"key-abc123"),
+        503,
+        "naive: the next valid request"
+    );
+    assert!(
+        stack.envoy.log().contains("panicked"),
+        "naive: no panic in the log"
+    );
+
+    let step = start(
+        "hardening-non-utf8-step",
+        "step-1-auth",
+        &steps::build("step-1-auth"),
+        1,
+    );
+    assert_eq!(status(&step, "/api/users", b"\xff\xfe"), 403);
+    assert_eq!(status(&step, "/api/users", b"key-abc123"), 200);
+    assert!(!step.envoy.log().contains("panicked"));
+}
+
+// ANCHOR: naive_logging
+const LOG_THE_KEY: Patch = Patch {
+    file: "src/filter.rs",
+    from: r#"log::warn!("request with an unknown API key");"#,
+    to: r#"log::warn!("request with an unknown API key: {}",
+                    String::from_utf8_lossy(value.as_deref().unwrap_or_default()));"#,
+};
+// ANCHOR_END: naive_logging
+
+#[test]
+fn naive_plugin_logs_keys_and_the_step_does_not() {
+    let secret = b"a-customers-real-key-misplaced";
+    let naive = variants::build("step-1-auth", "log-the-key", &[LOG_THE_KEY]);
+    let stack = start("hardening-logging-naive", "step-1-auth", &naive, 1);
+    assert_eq!(status(&stack, "/api/users", secret), 403);
+    assert!(
+        stack.envoy.log().contains("a-customers-real-key-misplaced"),
+        "naive: key not logged"
+    );
+
+    let step = start(
+        "hardening-logging-step",
+        "step-1-auth",
+        &steps::build("step-1-auth"),
+        1,
+    );
+    assert_eq!(status(&step, "/api/users", secret), 403);
+    assert!(
+        !step.envoy.log().contains("a-customers-real-key-misplaced"),
+        "step: key logged"
+    );
+}
+
+#[test]
+fn forged_status_header_reaches_public_routes_without_the_route_rule() {
+    let wasm = steps::build("step-1-auth");
+    let forged: &[(&str, &[u8])] = &[("x-auth-status", b"valid")];
+    // ANCHOR: naive_public_route
+    let without_rule = |config: &mut EnvoyConfig| {
+        config.replace_once("request_headers_to_remove: [\"x-auth-status\"]", "")
+    };
+    // ANCHOR_END: naive_public_route
+    let naive = Stack::start(
+        "hardening-public-naive",
+        "step-1-auth",
+        &wasm,
+        1,
+        without_rule,
+    )
+    .unwrap_or_else(|log| panic!("{log}"));
+    let echo = http::get(naive.envoy.port, "/public/info", forged).expect("answer");
+    assert!(
+        echo.body.contains(r#""x-auth-status":["valid"]"#),
+        "naive: {echo:?}"
+    );
+
+    let step = start("hardening-public-step", "step-1-auth", &wasm, 1);
+    let echo = http::get(step.envoy.port, "/public/info", forged).expect("answer");
+    assert!(!echo.body.contains("x-auth-status"), "step: {echo:?}");
+}
+
+// ANCHOR: naive_copy
+const COPY_KEYS_PER_REQUEST: [Patch; 2] = [
+    Patch {
+        file: "src/config.rs",
+        from: "#[derive(Debug)]\npub struct AuthConfig",
+        to: "#[derive(Clone, Debug)]\npub struct AuthConfig",
+    },
+    Patch {
+        file: "src/lib.rs",
+        from: "AuthFilter::new(self.config.clone())",
+        to: "AuthFilter::new(self.config.as_deref().cloned().map(Rc::new))",
+    },
+];
+// ANCHOR_END: naive_copy
+
+#[test]
+fn copying_the_key_set_per_request_fails_the_sharing_test() {
+    let run_unit_tests = |dir: &Path| {
+        Command::new(env!("CARGO"))
+            .args(["test", "--quiet", "filters_share_one_key_set"])
+            .current_dir(dir)
+            .output()
+            .expect("run cargo test")
+    };
+    let naive = variants::patched_copy(
+        "step-1-auth",
+        "copy-keys-per-request",
+        &COPY_KEYS_PER_REQUEST,
+    );
+    let output = run_unit_tests(&naive);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !output.status.success(),
+        "naive: the sharing test passed:\n{text}"
+    );
+    assert!(text.contains("filters_share_one_key_set"), "naive: {text}");
+
+    let step = harness::paths::repo_root().join("code/step-1-auth");
+    assert!(
+        run_unit_tests(&step).status.success(),
+        "step: the sharing test failed"
+    );
+}
+
+// ANCHOR: naive_per_vm_counter
+/// Replaces the host's shared data with a map in the VM's own memory: what
+/// a counter in a Rust variable amounts to.
+const COUNT_PER_VM: Patch = Patch {
+    file: "src/limiter.rs",
+    from: "use proxy_wasm::hostcalls;",
+    to: "mod hostcalls {
+    use proxy_wasm::types::{Bytes, Status};
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    pub use proxy_wasm::hostcalls::get_current_time;
+
+    thread_local! {
+        static COUNTS: RefCell<HashMap<String, Bytes>> = RefCell::new(HashMap::new());
+    }
+
+    pub fn get_shared_data(key: &str) -> Result<(Option<Bytes>, Option<u32>), Status> {
+        Ok((COUNTS.with(|c| c.borrow().get(key).cloned()), None))
+    }
+
+    pub fn set_shared_data(key: &str, value: Option<&[u8]>, _: Option<u32>) -> Result<(), Status> {
+        let value = value.unwrap_or_default().to_vec();
+        COUNTS.with(|c| c.borrow_mut().insert(key.to_owned(), value));
+        Ok(())
+    }
+}",
+};
+// ANCHOR_END: naive_per_vm_counter
+
+#[test]
+fn a_per_vm_counter_lets_more_than_the_limit_through() {
+    let json = r#"{"header_name": "X-API-Key", "valid_keys": ["key-abc123"], "requests_per_window": 50, "window_seconds": 86400}"#;
+    let mut allowed = Vec::new();
+    for (name, wasm) in [
+        (
+            "naive",
+            variants::build("step-2-rate-limit", "count-per-vm", &[COUNT_PER_VM]),
+        ),
+        ("step", steps::build("step-2-rate-limit")),
+    ] {
+        let stack = Stack::start(
+            &format!("hardening-per-vm-{name}"),
+            "step-2-rate-limit",
+            &wasm,
+            2,
+            |config| config.set_plugin_configuration(json),
+        )
+        .unwrap_or_else(|log| panic!("{log}"));
+        let keys = vec!["key-abc123"; 200];
+        let results = load::concurrent_gets(stack.envoy.port, "/api/users", "x-api-key", &keys, 16);
+        let ok = load::count(&results, "key-abc123", 200);
+        println!("{name}: limit 50, 2 workers: {ok} of 200 answered 200");
+        allowed.push(ok);
+    }
+    assert!(
+        allowed[0] > 50,
+        "naive: only {} allowed; both workers should count alone",
+        allowed[0]
+    );
+    assert_eq!(allowed[1], 50, "step");
+}
+
+// ANCHOR: naive_format_json
+const JSON_WITH_FORMAT: Patch = Patch {
+    file: "src/filter.rs",
+    from: r#"serde_json::json!({ "key": key }).to_string().into_bytes()"#,
+    to: r##"format!(r#"{{"key": "{}"}}"#, key).into_bytes()"##,
+};
+// ANCHOR_END: naive_format_json
+
+#[test]
+fn a_forged_key_passes_when_json_is_built_with_format() {
+    let forged = br#"x", "key": "key-abc123"#;
+    let naive = variants::build("step-3-http-call", "json-with-format", &[JSON_WITH_FORMAT]);
+    let stack = Stack::start(
+        "hardening-format-naive",
+        "step-3-http-call",
+        &naive,
+        1,
+        |_| {},
+    )
+    .unwrap_or_else(|log| panic!("{log}"));
+    assert_eq!(
+        status(&stack, "/api/users", forged),
+        200,
+        "naive: the forged key was refused"
+    );
+
+    let step = Stack::step("hardening-format-step", "step-3-http-call", 1);
+    assert_eq!(status(&step, "/api/users", forged), 403);
+}
+
+// ANCHOR: naive_resume
+const RESUME_ON_FAILURE: Patch = Patch {
+    file: "src/filter.rs",
+    from: r#"log::error!("auth service unusable: {reason}; request refused");"#,
+    to: r#"log::error!("auth service unusable: {reason}; letting it through");
+                self.resume_http_request();
+                return;"#,
+};
+// ANCHOR_END: naive_resume
+
+#[test]
+fn resuming_on_a_failed_auth_call_lets_requests_through() {
+    let naive = variants::build(
+        "step-3-http-call",
+        "resume-on-failure",
+        &[RESUME_ON_FAILURE],
+    );
+    let step = steps::build("step-3-http-call");
+    for (name, wasm, expected) in [("naive", naive, 200), ("step", step, 503)] {
+        let mut stack = Stack::start_with(
+            &format!("hardening-resume-{name}"),
+            "step-3-http-call",
+            &wasm,
+            1,
+            &AuthSetup::default(),
+            |_| {},
+        )
+        .unwrap_or_else(|log| panic!("{log}"));
+        stack.auth_service.as_mut().expect("auth service").stop();
+        assert_eq!(
+            status(&stack, "/api/users", b"key-abc123"),
+            expected,
+            "{name}, auth service down"
+        );
+    }
+}
