@@ -126,6 +126,13 @@ impl Envoy {
     pub fn log(&self) -> String {
         self.server.log()
     }
+
+    /// GET on the admin interface; the body, or an empty string.
+    pub fn admin(&self, path: &str) -> String {
+        http::get(self.admin_port, path, &[])
+            .map(|response| response.body)
+            .unwrap_or_default()
+    }
 }
 
 /// Envoy log lines from `component` at `levels`, without the timestamp and
