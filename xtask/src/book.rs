@@ -35,7 +35,8 @@ fn mdbook() -> Command {
 const KNOWN_VERSION_NOTE: &str =
     "The mdbook-admonish preprocessor was built against version 0.4.51 of mdbook, but we're being called from version 0.4.52";
 
-pub fn build_and_check() -> Result {
+/// The checks on the book's sources alone: fast, so they run first.
+pub fn check_sources() -> Result {
     run::step("checking the book's code includes");
     let chapters = markdown_files(&root().join("src"));
     let mut problems = Vec::new();
@@ -50,6 +51,11 @@ pub fn build_and_check() -> Result {
             problems.join("\n  ")
         ));
     }
+    Ok(())
+}
+
+pub fn build_and_check() -> Result {
+    check_sources()?;
 
     run::step("building the book (mdbook build)");
     let mut command = mdbook();
@@ -74,7 +80,7 @@ pub fn build_and_check() -> Result {
         return Err(format!("mdbook build failed or warned:\n{log}"));
     }
 
-    let unexpanded: Vec<String> = html_files(&root().join("book"))
+    let unexpanded: Vec<String> = html_files(&html_dir())
         .into_iter()
         .filter(|page| std::fs::read_to_string(page).is_ok_and(|html| html.contains("{{#")))
         .map(|page| page.display().to_string())
@@ -86,6 +92,25 @@ pub fn build_and_check() -> Result {
         ));
     }
     Ok(())
+}
+
+/// Where the HTML lands: `book/html` when several renderers run (the HTML
+/// one and linkcheck), as in this book's configuration.
+pub fn html_dir() -> std::path::PathBuf {
+    root().join("book/html")
+}
+
+/// Opens every chapter in headless Chromium (tests/browser/check-book.mjs).
+pub fn browser_check() -> Result {
+    run::step("checking the built book in headless Chromium");
+    let artifacts = root().join("target/browser");
+    std::fs::create_dir_all(&artifacts).map_err(|e| e.to_string())?;
+    let mut command = Command::new("node");
+    command
+        .arg(root().join("tests/browser/check-book.mjs"))
+        .arg(html_dir())
+        .arg(&artifacts);
+    run::status(command)
 }
 
 /// Every `{{#include path:anchor}}` must name an existing file and an

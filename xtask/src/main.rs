@@ -39,7 +39,7 @@ pub type Result<T = ()> = std::result::Result<T, String>;
 
 fn test() -> Result {
     tools::ensure_all()?;
-    book::build_and_check()?;
+    book::check_sources()?;
     steps::check_all()?;
     run::step("checking the tooling workspace (fmt, clippy)");
     run::cargo(&["fmt", "--all", "--check"], None)?;
@@ -55,19 +55,26 @@ fn test() -> Result {
         ],
         None,
     )?;
-    run_harness(&[])
+    let totals = run_harness(&[])?;
+    // After the harness: it regenerates the host compatibility page.
+    book::build_and_check()?;
+    book::browser_check()?;
+    // The totals last, as the run's closing line.
+    println!("harness: {} passed, {} failed", totals.0, totals.1);
+    Ok(())
 }
 
 fn capture() -> Result {
     tools::ensure_all()?;
-    run_harness(&[("UPDATE_CAPTURES", "1")])?;
+    let (passed, failed) = run_harness(&[("UPDATE_CAPTURES", "1")])?;
+    println!("harness: {passed} passed, {failed} failed");
     // The captured files changed: the book must still build with them.
     book::build_and_check()
 }
 
 /// The live tests. Two test threads: each test runs its own Envoy, and this
 /// is a 2-core machine.
-fn run_harness(env: &[(&str, &str)]) -> Result {
+fn run_harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
     run::step("running the live-Envoy harness (cargo test -p harness)");
     let mut command = run::cargo_command(
         &[
@@ -86,10 +93,9 @@ fn run_harness(env: &[(&str, &str)]) -> Result {
         command.env(key, value);
     }
     let (passed, failed) = run::cargo_test_totals(command)?;
-    // One closing line with the totals of every test binary.
-    println!("harness: {passed} passed, {failed} failed");
     if failed > 0 || passed == 0 {
+        println!("harness: {passed} passed, {failed} failed");
         return Err("the harness did not pass".into());
     }
-    Ok(())
+    Ok((passed, failed))
 }

@@ -12,6 +12,8 @@ pub const WASM_TARGET: &str = "wasm32-wasip1";
 // (its newest release) does not work with it, so the book stays on 0.4.
 const MDBOOK: (&str, &str) = ("mdbook", "0.4.52");
 const MDBOOK_ADMONISH: (&str, &str) = ("mdbook-admonish", "1.20.0");
+// The newest mdbook-linkcheck; built against the mdBook 0.4 library.
+const MDBOOK_LINKCHECK: (&str, &str) = ("mdbook-linkcheck", "0.7.7");
 const ENVOY_VERSION: &str = "1.40.0";
 
 pub fn ensure_all() -> Result {
@@ -19,8 +21,43 @@ pub fn ensure_all() -> Result {
     ensure_mdbook()?;
     ensure_envoy()?;
     ensure_command("curl", "the check scripts use it: apt-get install curl")?;
+    ensure_browser()?;
     Ok(())
 }
+
+/// Debian's Chromium (or `$CHROMIUM`) and playwright-core from
+/// tests/browser/package-lock.json, for the browser check of the book.
+pub fn ensure_browser() -> Result {
+    if std::env::var_os("CHROMIUM").is_none() && !PathBuf::from(CHROMIUM).is_file() {
+        run::step("installing Debian's chromium package (apt-get) for the browser check");
+        let install =
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium";
+        let mut command = Command::new("sh");
+        command.args(["-c", install]);
+        run::status(command).map_err(|e| {
+            format!("{e}\n(the browser check needs Chromium: run `apt-get install chromium` as root, or set CHROMIUM=/path/to/chromium)")
+        })?;
+    }
+    ensure_command(
+        "node",
+        "the browser check runs on Node.js: install nodejs and npm",
+    )?;
+    let browser_dir = root().join("tests/browser");
+    if !browser_dir
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        run::step("installing playwright-core for the browser check (npm ci, pinned by package-lock.json)");
+        let mut command = Command::new("npm");
+        command
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&browser_dir);
+        run::status(command)?;
+    }
+    Ok(())
+}
+
+pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn tools_dir() -> PathBuf {
     root().join(".tools")
@@ -66,7 +103,7 @@ fn reports_version(binary: &PathBuf, version: &str) -> bool {
 }
 
 pub fn ensure_mdbook() -> Result {
-    let missing: Vec<(&str, &str)> = [MDBOOK, MDBOOK_ADMONISH]
+    let missing: Vec<(&str, &str)> = [MDBOOK, MDBOOK_ADMONISH, MDBOOK_LINKCHECK]
         .into_iter()
         .filter(|(name, version)| !reports_version(&cargo_bin_dir().join(name), version))
         .collect();

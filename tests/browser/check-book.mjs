@@ -1,0 +1,109 @@
+// Opens every chapter of the built book in headless Chromium and fails on a
+// console error, a page error, or an asset that does not load; then checks
+// that admonitions are styled and that search finds "rate limit", and saves
+// a screenshot of one chapter.
+//
+// Usage: node check-book.mjs BOOK_HTML_DIR ARTIFACT_DIR
+import { chromium } from "playwright-core";
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+
+const [bookDir, artifactDir] = process.argv.slice(2);
+if (!bookDir || !artifactDir) {
+  console.error("usage: node check-book.mjs BOOK_HTML_DIR ARTIFACT_DIR");
+  process.exit(2);
+}
+
+const types = {
+  ".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml",
+  ".png": "image/png", ".woff2": "font/woff2", ".woff": "font/woff", ".ttf": "font/ttf", ".json": "application/json",
+};
+
+// A static server on a free loopback port, for the duration of the check.
+const server = http.createServer((request, response) => {
+  const url = new URL(request.url, "http://localhost");
+  let file = path.join(bookDir, decodeURIComponent(url.pathname));
+  if (file.endsWith("/")) file = path.join(file, "index.html");
+  if (!file.startsWith(path.resolve(bookDir)) && !file.startsWith(bookDir)) {
+    response.writeHead(403).end();
+    return;
+  }
+  fs.readFile(file, (error, data) => {
+    if (error) {
+      response.writeHead(404).end("not found");
+      return;
+    }
+    response.writeHead(200, { "content-type": types[path.extname(file)] || "application/octet-stream" }).end(data);
+  });
+});
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const base = `http://127.0.0.1:${server.address().port}`;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+
+let failures = 0;
+const pass = (what) => console.log(`PASS  ${what}`);
+const fail = (what) => { console.log(`FAIL  ${what}`); failures++; };
+
+try {
+  const chapters = fs.readdirSync(bookDir)
+    .filter((f) => f.endsWith(".html") && !["print.html", "404.html", "toc.html"].includes(f))
+    .sort();
+  const page = await browser.newPage();
+  let problems = [];
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("requestfailed", (r) => problems.push(`failed to load ${r.url()}`));
+  page.on("response", (r) => { if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`); });
+
+  for (const chapter of chapters) {
+    problems = [];
+    await page.goto(`${base}/${chapter}`, { waitUntil: "networkidle" });
+    const title = await page.locator("main h1").first().textContent().catch(() => null);
+    if (!title) problems.push("no <h1> in <main>");
+    if (problems.length === 0) pass(`${chapter}: loads with no errors ("${title.trim()}")`);
+    else fail(`${chapter}: ${problems.join("; ")}`);
+  }
+
+  // Admonitions: the admonish stylesheet gives them a border and a title bar.
+  await page.goto(`${base}/deploying.html`, { waitUntil: "networkidle" });
+  const styled = await page.evaluate(() => {
+    const box = document.querySelector(".admonition");
+    const title = box && box.querySelector(".admonition-title");
+    if (!box || !title) return null;
+    const b = getComputedStyle(box), t = getComputedStyle(title);
+    return { border: b.borderLeftWidth, background: t.backgroundColor };
+  });
+  if (styled && styled.border !== "0px" && styled.background !== "rgba(0, 0, 0, 0)") {
+    pass(`admonitions are styled (border ${styled.border}, title background ${styled.background})`);
+  } else {
+    fail(`admonitions are not styled: ${JSON.stringify(styled)}`);
+  }
+  await page.locator(".admonition").first().scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(artifactDir, "deploying.png"), fullPage: false });
+  pass(`screenshot saved to ${path.join(artifactDir, "deploying.png")}`);
+
+  // Search.
+  await page.goto(`${base}/index.html`, { waitUntil: "networkidle" });
+  await page.click("#search-toggle");
+  // mdBook searches on key events, so type rather than fill.
+  await page.locator("#searchbar").pressSequentially("rate limit");
+  try {
+    await page.waitForSelector("#searchresults li", { timeout: 5000 });
+    const hits = await page.locator("#searchresults li").count();
+    pass(`search for "rate limit" returns ${hits} result(s)`);
+  } catch {
+    fail(`search for "rate limit" returned nothing`);
+  }
+} finally {
+  await browser.close();
+  server.close();
+}
+
+console.log(failures === 0 ? "browser check passed" : `${failures} browser check(s) failed`);
+process.exit(failures === 0 ? 0 : 1);
