@@ -27,6 +27,11 @@ impl EnvoyConfig {
         EnvoyConfig { text }
     }
 
+    /// A configuration written by a test or the benchmark itself.
+    pub fn from_text(text: String) -> EnvoyConfig {
+        EnvoyConfig { text }
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }

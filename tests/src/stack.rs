@@ -186,3 +186,32 @@ impl Stack {
         (output.status.success(), text)
     }
 }
+
+/// Starts `example` with `wasm` and the plugin configuration `json`, which
+/// the plugin must refuse: either Envoy does not start, or `/api/` never
+/// answers 200. Returns Envoy's log, for the caller to look for the reason.
+pub fn start_with_refused_configuration(
+    test_name: &str,
+    example: &str,
+    wasm: &Path,
+    json: &str,
+) -> String {
+    let started = Stack::start(test_name, example, wasm, 2, |config: &mut EnvoyConfig| {
+        config.set_plugin_configuration(json)
+    });
+    match started {
+        Err(log) => log,
+        Ok(stack) => {
+            let response = crate::http::get(
+                stack.envoy.port,
+                "/api/users",
+                &[("x-api-key", b"key-abc123")],
+            );
+            assert!(
+                !response.is_ok_and(|r| r.status == 200),
+                "{test_name}: /api/ answered 200 with a refused configuration"
+            );
+            stack.envoy.log()
+        }
+    }
+}

@@ -7,7 +7,7 @@ use harness::http;
 use harness::paths;
 use harness::stack::Stack;
 use harness::steps;
-use harness::variants::{self, Patch};
+use harness::variants;
 use std::time::{Duration, Instant};
 
 const STEP: &str = "step-1-auth";
@@ -179,22 +179,15 @@ fn unknown_cluster_is_logged() {
     capture::check_or_update("debugging/unknown-cluster.log", &lines);
 }
 
-// ANCHOR: panicking_variant
-/// Step 1, made to panic on a key that is not UTF-8.
-const PANIC_ON_NON_UTF8: Patch = Patch {
-    file: "src/filter.rs",
-    from: "let value = self.get_http_request_header_bytes(&config.header_name);
-        self.verdict = check_key(&config, value.as_deref());",
-    to: "let value = self.get_http_request_header(&config.header_name);
-        self.verdict = check_key(&config, value.as_deref().map(str::as_bytes));",
-};
-// ANCHOR_END: panicking_variant
-
 /// What each failure_policy does after the plugin panicked once: later
 /// valid requests are polled for 4 s (FAIL_RELOAD's backoff is about 1 s).
 #[test]
 fn failure_policies_after_a_panic() {
-    let wasm = variants::build(STEP, "panic-on-non-utf8", &[PANIC_ON_NON_UTF8]);
+    let wasm = variants::build(
+        STEP,
+        "panic-on-non-utf8",
+        &[variants::READ_HEADER_AS_STRING],
+    );
     let mut table = String::from("| failure_policy | the crashing request | valid requests in the next 4 s |\n|---|---|---|\n");
     for policy in ["FAIL_CLOSED", "FAIL_RELOAD", "FAIL_OPEN"] {
         let stack = Stack::start(

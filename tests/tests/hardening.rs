@@ -21,22 +21,12 @@ fn status(stack: &Stack, path: &str, key: &[u8]) -> u16 {
     http::get(stack.envoy.port, path, &[("x-api-key", key)]).map_or(0, |r| r.status)
 }
 
-// ANCHOR: naive_non_utf8
-const READ_HEADER_AS_STRING: Patch = Patch {
-    file: "src/filter.rs",
-    from: "let value = self.get_http_request_header_bytes(&config.header_name);
-        self.verdict = check_key(&config, value.as_deref());",
-    to: "let value = self.get_http_request_header(&config.header_name);
-        self.verdict = check_key(&config, value.as_deref().map(str::as_bytes));",
-};
-// ANCHOR_END: naive_non_utf8
-
 #[test]
 fn non_utf8_header_panics_the_naive_plugin_only() {
     let naive = variants::build(
         "step-1-auth",
         "read-header-as-string",
-        &[READ_HEADER_AS_STRING],
+        &[variants::READ_HEADER_AS_STRING],
     );
     let stack = start("hardening-non-utf8-naive", "step-1-auth", &naive, 1);
     assert_eq!(
@@ -126,21 +116,6 @@ fn forged_status_header_reaches_public_routes_without_the_route_rule() {
     assert!(!echo.body.contains("x-auth-status"), "step: {echo:?}");
 }
 
-// ANCHOR: naive_copy
-const COPY_KEYS_PER_REQUEST: [Patch; 2] = [
-    Patch {
-        file: "src/config.rs",
-        from: "#[derive(Debug)]\npub struct AuthConfig",
-        to: "#[derive(Clone, Debug)]\npub struct AuthConfig",
-    },
-    Patch {
-        file: "src/lib.rs",
-        from: "AuthFilter::new(self.config.clone())",
-        to: "AuthFilter::new(self.config.as_deref().cloned().map(Rc::new))",
-    },
-];
-// ANCHOR_END: naive_copy
-
 #[test]
 fn copying_the_key_set_per_request_fails_the_sharing_test() {
     let run_unit_tests = |dir: &Path| {
@@ -153,7 +128,7 @@ fn copying_the_key_set_per_request_fails_the_sharing_test() {
     let naive = variants::patched_copy(
         "step-1-auth",
         "copy-keys-per-request",
-        &COPY_KEYS_PER_REQUEST,
+        &variants::COPY_KEYS_PER_REQUEST,
     );
     let output = run_unit_tests(&naive);
     let text = String::from_utf8_lossy(&output.stdout);

@@ -1,9 +1,9 @@
 //! Step 1 (API-key auth) on a live Envoy.
 
 use harness::capture;
-use harness::envoy::{self, EnvoyConfig};
+use harness::envoy;
 use harness::http;
-use harness::stack::Stack;
+use harness::stack::{start_with_refused_configuration, Stack};
 use harness::steps;
 
 const STEP: &str = "step-1-auth";
@@ -107,28 +107,12 @@ fn bad_configurations_are_refused() {
         ),
     ];
     for (name, json, expected_log) in cases {
-        let started = Stack::start(
+        let log = start_with_refused_configuration(
             &format!("step1-bad-config-{name}"),
             STEP,
             &wasm,
-            2,
-            |config: &mut EnvoyConfig| config.set_plugin_configuration(json),
+            json,
         );
-        let log = match started {
-            Err(log) => log,
-            Ok(stack) => {
-                let response = http::get(
-                    stack.envoy.port,
-                    "/api/users",
-                    &[("x-api-key", b"key-abc123")],
-                );
-                assert!(
-                    !response.as_ref().is_ok_and(|r| r.status == 200),
-                    "{name}: the route answered 200 with a refused configuration"
-                );
-                stack.envoy.log()
-            }
-        };
         assert!(
             log.contains("rejected plugin configuration"),
             "{name}: no rejection logged:\n{log}"

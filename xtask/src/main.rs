@@ -14,6 +14,7 @@ usage: cargo xtask <command>
                     every step, run the live-Envoy harness
   up <step>         build a step and run it (backend + Envoy) on the book's ports
   capture           re-run the harness and rewrite the captured outputs in src/captured/
+  bench             measure module sizes and CPU per request; writes src/captured/bench/
 ";
 
 fn main() {
@@ -24,6 +25,7 @@ fn main() {
         ["test"] => test(),
         ["up", step] => up::run(step),
         ["capture"] => capture(),
+        ["bench"] => bench(false),
         _ => {
             eprint!("{USAGE}");
             std::process::exit(2);
@@ -56,12 +58,44 @@ fn test() -> Result {
         None,
     )?;
     let totals = run_harness(&[])?;
+    bench(true)?;
     // After the harness: it regenerates the host compatibility page.
     book::build_and_check()?;
     book::browser_check()?;
     // The totals last, as the run's closing line.
     println!("harness: {} passed, {} failed", totals.0, totals.1);
     Ok(())
+}
+
+/// The benchmark (src/captured/bench/), or with `quick` every configuration
+/// with a few requests, written to target/bench-quick/, so it cannot rot.
+fn bench(quick: bool) -> Result {
+    if !quick {
+        tools::ensure_all()?;
+    }
+    tools::ensure_bench_tools()?;
+    run::step(if quick {
+        "running the benchmark in quick mode (every configuration, few requests)"
+    } else {
+        "running the benchmark (several minutes; the numbers land in src/captured/bench/)"
+    });
+    let mut command = run::cargo_command(
+        &[
+            "run",
+            "--quiet",
+            "--package",
+            "harness",
+            "--bin",
+            "bench",
+            "--",
+        ],
+        None,
+    );
+    if quick {
+        command.arg("--quick");
+    }
+    command.env("ENVOY", tools::envoy_binary()?);
+    run::status(command)
 }
 
 fn capture() -> Result {

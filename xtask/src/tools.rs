@@ -59,6 +59,41 @@ pub fn ensure_browser() -> Result {
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Installs a Debian package with apt-get when `binary` is missing; apt-get
+/// needs root, so the error says what to run otherwise.
+pub fn ensure_debian_package(binary: &str, package: &str, needed_for: &str) -> Result {
+    if PathBuf::from(binary).is_file() {
+        return Ok(());
+    }
+    run::step(&format!(
+        "installing Debian's {package} package (apt-get) for {needed_for}"
+    ));
+    let install = format!(
+        "(apt-get install -y -qq {package} || (apt-get update -qq && apt-get install -y -qq {package})) > /dev/null"
+    );
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", &install])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run::status(command).map_err(|e| {
+        format!("{e}\n({needed_for} needs it: run `apt-get install {package}` as root)")
+    })
+}
+
+/// The load generator of the benchmark (h2load) and binaryen's wasm-opt.
+pub fn ensure_bench_tools() -> Result {
+    ensure_debian_package(
+        "/usr/bin/h2load",
+        "nghttp2-client",
+        "the benchmark's load generator",
+    )?;
+    ensure_debian_package(
+        "/usr/bin/wasm-opt",
+        "binaryen",
+        "the benchmark's wasm-opt size figures",
+    )
+}
+
 fn tools_dir() -> PathBuf {
     root().join(".tools")
 }

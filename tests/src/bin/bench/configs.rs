@@ -1,0 +1,137 @@
+//! The Envoy configurations the benchmark compares. Every one has two routes
+//! answered by Envoy itself (`direct_response`, so no upstream is measured):
+//! `/checked` runs the filter under test, `/unchecked` has it disabled. The
+//! difference between the two is what the filter costs.
+
+use std::path::Path;
+
+/// The filter under test, named `check` in every configuration.
+pub enum Filter<'a> {
+    Wasm { wasm: &'a Path, json: String },
+    Lua { keys: &'a [String] },
+    Rbac { keys: &'a [String] },
+    LocalRateLimit,
+}
+
+pub fn keys(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("key-{i:06}")).collect()
+}
+
+/// The key every benchmark request sends: one of the configured keys.
+pub const REQUEST_KEY: &str = "key-000001";
+
+fn filter_yaml(filter: &Filter) -> String {
+    match filter {
+        Filter::Wasm { wasm, json } => format!(
+            r#"
+          - name: check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: check
+                root_id: check
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{ local: {{ filename: "{}" }} }}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{}'"#,
+            wasm.display(),
+            json
+        ),
+        Filter::Lua { keys } => {
+            let table: Vec<String> = keys.iter().map(|k| format!("[\"{k}\"]=true")).collect();
+            format!(
+                r#"
+          - name: check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+              default_source_code:
+                inline_string: |
+                  local valid = {{{}}}
+                  function envoy_on_request(handle)
+                    local key = handle:headers():get("x-api-key")
+                    if key == nil or key == "" then
+                      handle:respond({{[":status"] = "401"}}, '{{"error":"missing API key"}}')
+                    elseif not valid[key] then
+                      handle:respond({{[":status"] = "403"}}, '{{"error":"invalid API key"}}')
+                    else
+                      handle:headers():replace("x-auth-status", "valid")
+                    end
+                  end"#,
+                table.join(",")
+            )
+        }
+        Filter::Rbac { keys } => {
+            let ids: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{{header: {{name: x-api-key, string_match: {{exact: \"{k}\"}}}}}}"))
+                .collect();
+            format!(
+                r#"
+          - name: check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules:
+                action: ALLOW
+                policies:
+                  api-keys:
+                    permissions: [{{any: true}}]
+                    principals: [{{or_ids: {{ids: [{}]}}}}]"#,
+                ids.join(", ")
+            )
+        }
+        Filter::LocalRateLimit => r#"
+          - name: check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+              stat_prefix: per_key
+              token_bucket: { max_tokens: 1000000000, tokens_per_fill: 1000000000, fill_interval: 60s }
+              filter_enabled: { runtime_key: rl_enabled, default_value: { numerator: 100, denominator: HUNDRED } }
+              filter_enforced: { runtime_key: rl_enforced, default_value: { numerator: 100, denominator: HUNDRED } }
+              descriptors:
+              - entries: [{ key: api_key }]
+                token_bucket: { max_tokens: 1000000000, tokens_per_fill: 1000000000, fill_interval: 60s }
+              rate_limits:
+              - actions:
+                - request_headers: { header_name: x-api-key, descriptor_key: api_key }"#
+            .to_owned(),
+    }
+}
+
+pub fn envoy_yaml(filter: &Filter, port: u16, admin_port: u16) -> String {
+    format!(
+        r#"admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}
+static_resources:
+  listeners:
+  - name: bench
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/checked" }}
+                direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
+              - match: {{ prefix: "/unchecked" }}
+                direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
+                typed_per_filter_config:
+                  check:
+                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                    disabled: true
+          http_filters:{}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"#,
+        filter_yaml(filter)
+    )
+}

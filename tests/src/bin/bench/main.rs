@@ -1,0 +1,223 @@
+//! `cargo xtask bench`: what a plugin costs. Writes results.json, markdown
+//! tables and an SVG chart to src/captured/bench/ (the book includes them),
+//! or, with `--quick`, runs every configuration with a few requests and
+//! writes to target/bench-quick/ so the benchmark cannot rot.
+
+mod configs;
+mod measure;
+mod report;
+mod sizes;
+
+use configs::{keys, Filter};
+use harness::envoy::{Envoy, EnvoyConfig};
+use harness::stack::{free_port, test_dir};
+use harness::{paths, steps, variants};
+use serde_json::json;
+use std::path::PathBuf;
+
+/// One Envoy process with one filter configuration.
+struct Setup {
+    name: String,
+    /// Which comparison it belongs to, for the report.
+    group: &'static str,
+    keys: usize,
+    concurrency: u32,
+    /// Fraction of the usual request count: the naive variant with many
+    /// keys costs milliseconds per request.
+    request_share: f64,
+    envoy: Envoy,
+}
+
+fn plugin_json(keys: &[String], extra: &str) -> String {
+    let list: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    format!(
+        r#"{{"header_name": "x-api-key", "valid_keys": [{}]{extra}}}"#,
+        list.join(",")
+    )
+}
+
+fn start(name: &str, filter: &Filter, concurrency: u32) -> Envoy {
+    let dir = test_dir(&format!("bench-{name}"));
+    let (port, admin) = (free_port(), free_port());
+    let config = EnvoyConfig::from_text(configs::envoy_yaml(filter, port, admin));
+    Envoy::start(&config, port, admin, concurrency, &dir)
+        .unwrap_or_else(|log| panic!("{name}: {log}"))
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (requests, rounds): (u64, usize) = if quick { (200, 1) } else { (40_000, 5) };
+    let out: PathBuf = if quick {
+        paths::repo_root().join("target/bench-quick")
+    } else {
+        paths::repo_root().join("src/captured/bench")
+    };
+    std::fs::create_dir_all(&out).expect("create output directory");
+    paths::require_tool("h2load", "apt-get install nghttp2-client");
+
+    eprintln!("==> module sizes");
+    let step_sizes = sizes::steps();
+    let profile_sizes = if quick {
+        json!([])
+    } else {
+        sizes::profile_variants()
+    };
+
+    eprintln!("==> building the plugins and starting one Envoy per configuration");
+    let step_1 = steps::build("step-1-auth");
+    let step_2 = steps::build("step-2-rate-limit");
+    let naive = variants::build(
+        "step-1-auth",
+        "bench-copy-keys",
+        &variants::COPY_KEYS_PER_REQUEST,
+    );
+    let mut setups = Vec::new();
+    let mut add = |name: String, group, key_count, concurrency, request_share, filter: Filter| {
+        eprintln!("    {name}");
+        let envoy = start(
+            &name.replace([' ', ',', '(', ')'], "-"),
+            &filter,
+            concurrency,
+        );
+        setups.push(Setup {
+            name,
+            group,
+            keys: key_count,
+            concurrency,
+            request_share,
+            envoy,
+        });
+    };
+    for count in [3, 1_000, 100_000] {
+        let json = plugin_json(&keys(count), "");
+        add(
+            format!("step 1, {count} keys"),
+            "keys",
+            count,
+            1,
+            1.0,
+            Filter::Wasm {
+                wasm: &step_1,
+                json: json.clone(),
+            },
+        );
+        let share = match count {
+            3 => 1.0,
+            1_000 => 0.1,
+            _ => 0.002,
+        };
+        add(
+            format!("naive copy, {count} keys"),
+            "keys",
+            count,
+            1,
+            share,
+            Filter::Wasm { wasm: &naive, json },
+        );
+    }
+    let three = keys(3);
+    add(
+        "Lua filter, 3 keys".into(),
+        "reference",
+        3,
+        1,
+        1.0,
+        Filter::Lua { keys: &three },
+    );
+    add(
+        "RBAC header match, 3 keys".into(),
+        "reference",
+        3,
+        1,
+        1.0,
+        Filter::Rbac { keys: &three },
+    );
+    let json = plugin_json(&three, "");
+    add(
+        "step 1, 2 workers".into(),
+        "rate-limit",
+        3,
+        2,
+        1.0,
+        Filter::Wasm {
+            wasm: &step_1,
+            json,
+        },
+    );
+    let json = plugin_json(
+        &three,
+        r#", "requests_per_window": 1000000000, "window_seconds": 60"#,
+    );
+    add(
+        "step 2, 2 workers".into(),
+        "rate-limit",
+        3,
+        2,
+        1.0,
+        Filter::Wasm {
+            wasm: &step_2,
+            json,
+        },
+    );
+    add(
+        "local_ratelimit, 2 workers".into(),
+        "rate-limit",
+        3,
+        2,
+        1.0,
+        Filter::LocalRateLimit,
+    );
+
+    let ticks = measure::clock_ticks_per_second();
+    // samples[setup] = (checked, unchecked) per round, interleaved so that
+    // drift on the machine touches every configuration alike.
+    let mut samples: Vec<(Vec<f64>, Vec<f64>)> = setups.iter().map(|_| (vec![], vec![])).collect();
+    for round in 1..=rounds {
+        eprintln!("==> round {round} of {rounds}");
+        for (setup, sample) in setups.iter().zip(samples.iter_mut()) {
+            let n =
+                ((requests as f64 * setup.request_share) as u64).max(if quick { 20 } else { 50 });
+            let url = |path: &str| format!("http://127.0.0.1:{}{path}", setup.envoy.port);
+            let pid = setup.envoy.server.pid();
+            sample
+                .0
+                .push(measure::cpu_us_per_request(pid, &url("/checked"), n, ticks));
+            sample.1.push(measure::cpu_us_per_request(
+                pid,
+                &url("/unchecked"),
+                n,
+                ticks,
+            ));
+        }
+    }
+
+    let cpu: Vec<serde_json::Value> = setups
+        .iter()
+        .zip(&samples)
+        .map(|(setup, (checked, unchecked))| {
+            let added: Vec<f64> = checked.iter().zip(unchecked).map(|(c, u)| c - u).collect();
+            let (added_median, added_min, added_max) = measure::summary(&added);
+            json!({
+                "name": setup.name, "group": setup.group, "keys": setup.keys,
+                "concurrency": setup.concurrency,
+                "requests_per_sample": ((requests as f64 * setup.request_share) as u64).max(if quick { 20 } else { 50 }),
+                "checked_us": measure::summary(checked).0,
+                "unchecked_us": measure::summary(unchecked).0,
+                "added_us": added_median, "added_min_us": added_min, "added_max_us": added_max,
+            })
+        })
+        .collect();
+
+    let results = json!({
+        "quick": quick,
+        "rounds": rounds,
+        "machine": report::machine(),
+        "sizes": step_sizes,
+        "profile_variants": profile_sizes,
+        "cpu": cpu,
+    });
+    report::write(&out, &results);
+    eprintln!("==> results in {}", out.display());
+    // Envoys are stopped by PID when `setups` is dropped.
+    drop(setups);
+}
