@@ -62,11 +62,6 @@ type authFilter struct {
 }
 
 func (f *authFilter) OnHttpRequestHeaders(numHeaders int, endOfStream bool) types.Action {
-	// Drop any copy the client sent before anything else happens.
-	if err := proxywasm.RemoveHttpRequestHeader(authStatusHeader); err != nil {
-		proxywasm.LogErrorf("could not remove %s: %v", authStatusHeader, err)
-		return f.reject("Failed", 503, `{"error":"auth plugin failed"}`)
-	}
 	if f.config == nil {
 		return f.reject("NotConfigured", 503, `{"error":"auth plugin is not configured"}`)
 	}
@@ -81,6 +76,8 @@ func (f *authFilter) OnHttpRequestHeaders(numHeaders int, endOfStream bool) type
 		proxywasm.LogWarn("request with an unknown API key")
 		return f.reject("UnknownKey", 403, `{"error":"invalid API key"}`)
 	}
+	// Replacing drops every copy a client sent; rejected requests never
+	// reach the upstream, so upstreams can trust the header.
 	if err := proxywasm.ReplaceHttpRequestHeader(authStatusHeader, "valid"); err != nil {
 		proxywasm.LogErrorf("could not add %s: %v", authStatusHeader, err)
 		return f.reject("Failed", 503, `{"error":"auth plugin failed"}`)

@@ -19,6 +19,8 @@ auth_checks() {
   # A client must not be able to vouch for itself.
   expect "forged X-Auth-Status on /api/ is replaced" 200 '"x-auth-status":["valid"]' -- \
     -H 'X-API-Key: key-def456' -H 'X-Auth-Status: forged' "$BASE_URL/api/users"
+  expect "... also when sent twice" 200 '"x-auth-status":["valid"]' -- \
+    -H 'X-API-Key: key-def456' -H 'X-Auth-Status: one' -H 'X-Auth-Status: two' "$BASE_URL/api/users"
   expect "forged X-Auth-Status on /public/ ..." 200 '"path":"/public/info"' -- \
     -H 'X-Auth-Status: valid' "$BASE_URL/public/info"
   expect_absent "... does not reach the backend" '"x-auth-status"'

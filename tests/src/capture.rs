@@ -23,6 +23,11 @@ pub fn check_or_update(relative: &str, actual: &str) {
 /// Compares with a committed capture without ever rewriting it: for a test
 /// whose output must equal what another test captured.
 pub fn assert_matches(relative: &str, actual: &str) {
+    // While captures are being rewritten, the one to compare with may not
+    // be written yet; the next `cargo xtask test` compares for real.
+    if std::env::var_os("UPDATE_CAPTURES").is_some() {
+        return;
+    }
     let path = paths::repo_root().join("src/captured").join(relative);
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(

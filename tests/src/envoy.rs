@@ -82,12 +82,44 @@ pub struct Envoy {
 impl Envoy {
     /// Starts Envoy and waits (polling the admin `/ready`) until it serves.
     /// `Err` carries Envoy's log when it exits or never gets ready.
+    /// Envoy for a test: the plugin's debug lines are logged.
     pub fn start(
         config: &EnvoyConfig,
         port: u16,
         admin_port: u16,
         concurrency: u32,
         dir: &Path,
+    ) -> Result<Envoy, String> {
+        let log_args = ["--component-log-level", "wasm:debug"];
+        Envoy::start_with(config, port, admin_port, concurrency, dir, &log_args)
+    }
+
+    /// Envoy as in production for the benchmark: warnings and errors only,
+    /// so writing log lines is not part of what is measured.
+    pub fn start_quiet(
+        config: &EnvoyConfig,
+        port: u16,
+        admin_port: u16,
+        concurrency: u32,
+        dir: &Path,
+    ) -> Result<Envoy, String> {
+        Envoy::start_with(
+            config,
+            port,
+            admin_port,
+            concurrency,
+            dir,
+            &["--log-level", "warn"],
+        )
+    }
+
+    fn start_with(
+        config: &EnvoyConfig,
+        port: u16,
+        admin_port: u16,
+        concurrency: u32,
+        dir: &Path,
+        log_args: &[&str],
     ) -> Result<Envoy, String> {
         let config_path = dir.join("envoy.yaml");
         std::fs::write(&config_path, config.text()).expect("write Envoy config");
@@ -98,7 +130,7 @@ impl Envoy {
             .args(["--concurrency", &concurrency.to_string()])
             // Several Envoys run at once in the tests: no shared memory.
             .arg("--disable-hot-restart")
-            .args(["--component-log-level", "wasm:debug"])
+            .args(log_args)
             .current_dir(paths::repo_root());
         let mut server = Server::start("envoy", command, &dir.join("envoy.log"));
 

@@ -8,8 +8,9 @@ use proxy_wasm::types::Action;
 use std::rc::Rc;
 
 // ANCHOR: auth_status_header
-/// The header this plugin adds for the upstream. Whatever a client sends
-/// under this name is removed first, so upstreams can trust it.
+/// The header this plugin sets for the upstream. Setting it replaces every
+/// copy a client sent, and a rejected request never reaches the upstream, so
+/// upstreams can trust it.
 const AUTH_STATUS_HEADER: &str = "x-auth-status";
 // ANCHOR_END: auth_status_header
 
@@ -132,9 +133,6 @@ impl Context for AuthFilter {}
 // ANCHOR: on_http_request_headers
 impl HttpContext for AuthFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        // Drop any copy the client sent before anything else happens.
-        self.set_http_request_header(AUTH_STATUS_HEADER, None);
-
         let Some(config) = self.config.clone() else {
             self.verdict = Verdict::NotConfigured;
             return self.reject(503, br#"{"error":"auth plugin is not configured"}"#);

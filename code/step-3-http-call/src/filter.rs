@@ -9,8 +9,9 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 use serde::Deserialize;
 use std::rc::Rc;
 
-/// The header this plugin adds for the upstream. Whatever a client sends
-/// under this name is removed first, so upstreams can trust it.
+/// The header this plugin sets for the upstream. Setting it replaces every
+/// copy a client sent, and a rejected request never reaches the upstream, so
+/// upstreams can trust it.
 const AUTH_STATUS_HEADER: &str = "x-auth-status";
 
 /// The most of the auth service's answer the plugin reads: `{"valid":true}`
@@ -223,9 +224,6 @@ impl Context for AuthFilter {
 // ANCHOR: on_http_request_headers
 impl HttpContext for AuthFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        // Drop any copy the client sent before anything else happens.
-        self.set_http_request_header(AUTH_STATUS_HEADER, None);
-
         let Some(config) = self.config.clone() else {
             return self.reject(
                 Verdict::NotConfigured,

@@ -28,6 +28,21 @@ struct Setup {
     envoy: Envoy,
 }
 
+/// Step 1 doing nothing: every request is let through at once, nothing is
+/// logged. What it costs is the price of running any Wasm plugin at all.
+const DO_NOTHING: [variants::Patch; 2] = [
+    variants::Patch {
+        file: "src/filter.rs",
+        from: "fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {",
+        to: "fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {\n        if true {\n            return Action::Continue;\n        }",
+    },
+    variants::Patch {
+        file: "src/filter.rs",
+        from: r#"log::info!("request completed, verdict {:?}", self.verdict);"#,
+        to: "",
+    },
+];
+
 fn plugin_json(keys: &[String], extra: &str) -> String {
     let list: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
     format!(
@@ -40,13 +55,13 @@ fn start(name: &str, filter: &Filter, concurrency: u32) -> Envoy {
     let dir = test_dir(&format!("bench-{name}"));
     let (port, admin) = (free_port(), free_port());
     let config = EnvoyConfig::from_text(configs::envoy_yaml(filter, port, admin));
-    Envoy::start(&config, port, admin, concurrency, &dir)
+    Envoy::start_quiet(&config, port, admin, concurrency, &dir)
         .unwrap_or_else(|log| panic!("{name}: {log}"))
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (requests, rounds): (u64, usize) = if quick { (200, 1) } else { (40_000, 5) };
+    let (requests, rounds): (u64, usize) = if quick { (200, 1) } else { (100_000, 7) };
     let out: PathBuf = if quick {
         paths::repo_root().join("target/bench-quick")
     } else {
@@ -71,6 +86,7 @@ fn main() {
         "bench-copy-keys",
         &variants::COPY_KEYS_PER_REQUEST,
     );
+    let empty = variants::build("step-1-auth", "bench-do-nothing", &DO_NOTHING);
     let mut setups = Vec::new();
     let mut add = |name: String, group, key_count, concurrency, request_share, filter: Filter| {
         eprintln!("    {name}");
@@ -116,6 +132,15 @@ fn main() {
         );
     }
     let three = keys(3);
+    let json = plugin_json(&three, "");
+    add(
+        "Wasm plugin doing nothing".into(),
+        "reference",
+        3,
+        1,
+        1.0,
+        Filter::Wasm { wasm: &empty, json },
+    );
     add(
         "Lua filter, 3 keys".into(),
         "reference",
