@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 pub const WASM_TARGET: &str = "wasm32-wasip1";
-// mdBook 0.5 changed the preprocessor interface and mdbook-admonish 1.20.0
-// (its newest release) does not work with it, so the book stays on 0.4.
+// mdbook-admonish 1.20.0, its newest release, does not work with mdBook
+// 0.5, so the book stays on mdBook 0.4.
 const MDBOOK: (&str, &str) = ("mdbook", "0.4.52");
 const MDBOOK_ADMONISH: (&str, &str) = ("mdbook-admonish", "1.20.0");
 // The newest mdbook-linkcheck; built against the mdBook 0.4 library.
