@@ -101,7 +101,6 @@ fn run_loom(loom: &std::path::Path) -> String {
 
 #[test]
 fn host_compatibility_page_is_generated() {
-    let mut page = String::new();
     let captured = |step: &str| {
         std::fs::read_to_string(
             paths::repo_root()
@@ -111,56 +110,91 @@ fn host_compatibility_page_is_generated() {
         )
         .unwrap_or_default()
     };
+    // The Go plugin's output is the Rust step 1's: tests/go_auth.rs requires
+    // the two to be identical.
     let step_1 = captured("step-1-auth");
-    let _ = writeln!(page, "### Envoy 1.40.0 (V8), the reference host\n");
-    let _ = writeln!(page, "| step | check | result |\n|---|---|---|");
-    for (step, output) in [
-        ("step-1-auth (Rust)", step_1.clone()),
-        ("go-auth (Go)", step_1.clone()),
-        ("step-2-rate-limit", captured("step-2-rate-limit")),
-        ("step-3-http-call", captured("step-3-http-call")),
-    ] {
-        let rows = results(&output);
-        assert!(!rows.is_empty(), "no captured check results for {step}");
-        for (check, result) in rows {
-            let _ = writeln!(
-                page,
-                "| {step} | {} | {result} |",
-                check.replace('|', "\\|")
-            );
-        }
+    let mut columns: Vec<(String, Vec<(String, &str)>)> = vec![
+        ("Envoy · step-1-auth (Rust)".into(), results(&step_1)),
+        ("Envoy · go-auth (Go)".into(), results(&step_1)),
+        (
+            "Envoy · step-2-rate-limit".into(),
+            results(&captured("step-2-rate-limit")),
+        ),
+        (
+            "Envoy · step-3-http-call".into(),
+            results(&captured("step-3-http-call")),
+        ),
+    ];
+    for (name, rows) in &columns {
+        assert!(!rows.is_empty(), "no captured check results for {name}");
     }
 
-    let _ = writeln!(page, "\n### Loom\n");
+    let loom = match install_loom() {
+        Err(error) => Err(error),
+        Ok(binary) => Ok(results(&run_loom(&binary))),
+    };
+    let loom_column = match &loom {
+        Ok(rows) => rows.clone(),
+        Err(_) => Vec::new(),
+    };
+    columns.push(("Loom · step-1-auth".into(), loom_column));
+
+    // One row per check, in the order the scripts run them.
+    let mut checks: Vec<String> = Vec::new();
+    for (_, rows) in &columns {
+        for (check, _) in rows {
+            if !checks.contains(check) {
+                checks.push(check.clone());
+            }
+        }
+    }
+    let step_1_checks: Vec<&String> = columns[0].1.iter().map(|(check, _)| check).collect();
+    let mut page = String::new();
+    let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+    let _ = writeln!(page, "| check | {} |", names.join(" | "));
+    let _ = writeln!(page, "|---|{}", "---|".repeat(columns.len()));
+    for check in &checks {
+        let cells: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(
+                |(index, (_, rows))| match rows.iter().find(|(name, _)| name == check) {
+                    Some((_, result)) => result.to_string(),
+                    None if index == columns.len() - 1
+                        && loom.is_err()
+                        && step_1_checks.contains(&check) =>
+                    {
+                        "not run".into()
+                    }
+                    None => "·".into(),
+                },
+            )
+            .collect();
+        let _ = writeln!(
+            page,
+            "| {} | {} |",
+            check.replace('|', "\\|"),
+            cells.join(" | ")
+        );
+    }
+    let _ = writeln!(
+        page,
+        "\n`pass`: the check passed; `·`: not one of that step's checks.\n"
+    );
+    let _ = writeln!(page, "### Loom\n");
     let _ = writeln!(
         page,
         "Installed as the original tutorial says: `go install {LOOM_PACKAGE}`.\n"
     );
-    match install_loom() {
+    match &loom {
         Err(error) => {
+            let _ = writeln!(page, "**Not installable here**, so no check could be run. `go install` answered:\n\n```text\n{error}\n```");
+        }
+        Ok(_) => {
             let _ = writeln!(
                 page,
-                "**Not installable here.** `go install` answered:\n\n```text\n{error}\n```\n"
+                "Installed; the column above is step 1's check script against it."
             );
-            let _ = writeln!(page, "No check could be run against Loom.");
-        }
-        Ok(loom) => {
-            let output = run_loom(&loom);
-            let _ = writeln!(page, "| step | check | result |\n|---|---|---|");
-            let rows = results(&output);
-            if rows.is_empty() {
-                let _ = writeln!(
-                    page,
-                    "| step-1-auth | (the check script printed no results) | FAIL |"
-                );
-            }
-            for (check, result) in rows {
-                let _ = writeln!(
-                    page,
-                    "| step-1-auth | {} | {result} |",
-                    check.replace('|', "\\|")
-                );
-            }
         }
     }
     println!("{page}");

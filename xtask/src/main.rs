@@ -103,6 +103,7 @@ fn capture() -> Result {
     let (passed, failed) = run_harness(&[("UPDATE_CAPTURES", "1")])?;
     println!("harness: {passed} passed, {failed} failed");
     // The captured files changed: the book must still build with them.
+    book::check_sources()?;
     book::build_and_check()
 }
 
