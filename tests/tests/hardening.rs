@@ -44,12 +44,7 @@ fn non_utf8_header_panics_the_naive_plugin_only() {
         "naive: no panic in the log"
     );
 
-    let step = start(
-        "hardening-non-utf8-step",
-        "step-1-auth",
-        &steps::build("step-1-auth"),
-        1,
-    );
+    let step = Stack::step("hardening-non-utf8-step", "step-1-auth", 1);
     assert_eq!(status(&step, "/api/users", b"\xff\xfe"), 403);
     assert_eq!(status(&step, "/api/users", b"key-abc123"), 200);
     assert!(!step.envoy.log().contains("panicked"));
@@ -75,12 +70,7 @@ fn naive_plugin_logs_keys_and_the_step_does_not() {
         "naive: key not logged"
     );
 
-    let step = start(
-        "hardening-logging-step",
-        "step-1-auth",
-        &steps::build("step-1-auth"),
-        1,
-    );
+    let step = Stack::step("hardening-logging-step", "step-1-auth", 1);
     assert_eq!(status(&step, "/api/users", secret), 403);
     assert!(
         !step.envoy.log().contains("a-customers-real-key-misplaced"),
