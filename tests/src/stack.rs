@@ -1,5 +1,6 @@
-//! One running example: the echo backend and Envoy with a step's plugin, on
-//! free loopback ports instead of the book's fixed ones.
+//! One running step: Envoy with a step's configuration and plugin (the echo
+//! backend and, for step 3, the auth service are listeners in that same
+//! configuration), on free loopback ports instead of the book's fixed ones.
 
 use crate::envoy::{Envoy, EnvoyConfig};
 use crate::paths;
@@ -16,21 +17,25 @@ pub const BOOK_BACKEND_PORT: u16 = 3000;
 pub const BOOK_AUTH_SERVICE_PORT: u16 = 3001;
 
 pub struct Stack {
-    // Field order is drop order: Envoy stops before the servers behind it.
+    // Field order is drop order: Envoy stops before the service it calls.
     pub envoy: Envoy,
-    pub backend: Server,
-    /// Started when the config has an `auth-service` cluster (step 3).
+    /// The harness's own auth service, when a test asked for one.
     pub auth_service: Option<Server>,
     pub dir: PathBuf,
 }
 
-/// How to run the auth service, for configs that use it.
-#[derive(Default)]
-pub struct AuthSetup<'a> {
-    /// Its keys; `None` uses `examples/<example>/keys.txt`.
-    pub keys: Option<&'a [&'a str]>,
-    /// Extra command-line options, e.g. `["--delay-ms", "2000"]`.
-    pub args: &'a [&'a str],
+/// Which auth service a step-3 configuration calls.
+pub enum AuthService<'a> {
+    /// The one in the step's own `envoy.yaml` (a Lua listener), as a reader
+    /// runs it.
+    InConfig,
+    /// The harness's auth service (`examples/auth-service`) with these keys
+    /// and options (e.g. `["--delay-ms", "2000"]`): it can be stopped,
+    /// slowed down or made to misbehave, which the one in the config cannot.
+    Controlled {
+        keys: &'a [&'a str],
+        args: &'a [&'a str],
+    },
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -50,19 +55,9 @@ pub fn test_dir(test_name: &str) -> PathBuf {
     dir
 }
 
-/// Starts the echo backend on a free port.
-pub fn start_backend(dir: &Path) -> (Server, u16) {
-    let port = free_port();
-    let mut command = Command::new(steps::workspace_binary("backend"));
-    command.arg(port.to_string());
-    let mut server = Server::start("backend", command, &dir.join("backend.log"));
-    wait_for_port(&mut server, port);
-    (server, port)
-}
-
 /// Polls until `server` accepts connections on `port`; panics with its log
 /// if it exits or takes longer than 10 s.
-fn wait_for_port(server: &mut Server, port: u16) {
+pub fn wait_for_port(server: &mut Server, port: u16) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if server.exited().is_some() || std::time::Instant::now() > deadline {
@@ -72,89 +67,96 @@ fn wait_for_port(server: &mut Server, port: u16) {
     }
 }
 
-/// Points a book config at the given ports.
-pub fn use_ports(config: &mut EnvoyConfig, listener: u16, admin: u16, backend: u16) {
-    for (book, real) in [
-        (BOOK_LISTENER_PORT, listener),
-        (BOOK_ADMIN_PORT, admin),
-        (BOOK_BACKEND_PORT, backend),
-    ] {
-        config.replace_once(
-            &format!("port_value: {book} "),
-            &format!("port_value: {real} "),
-        );
+/// Moves every listener of a step's config (and the clusters that point at
+/// them) from the book's ports to free ones, so tests can run side by side.
+pub fn use_free_ports(config: &mut EnvoyConfig) -> (u16, u16) {
+    let (listener, admin) = (free_port(), free_port());
+    config.replace_port(BOOK_LISTENER_PORT, listener);
+    config.replace_port(BOOK_ADMIN_PORT, admin);
+    config.replace_port(BOOK_BACKEND_PORT, free_port());
+    if config.has_port(BOOK_AUTH_SERVICE_PORT) {
+        config.replace_port(BOOK_AUTH_SERVICE_PORT, free_port());
     }
+    (listener, admin)
 }
 
-/// Starts the auth service on a free port with the given keys.
-fn start_auth_service(dir: &Path, example: &str, setup: &AuthSetup) -> (Server, u16) {
+/// The `auth-service` cluster's endpoint in a step-3 config.
+const AUTH_CLUSTER_ENDPOINT: &str =
+    "- endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ";
+
+/// Starts the harness's auth service on a free port with the given keys.
+fn start_auth_service(dir: &Path, keys: &[&str], args: &[&str]) -> (Server, u16) {
     let keys_file = dir.join("keys.txt");
-    let book_keys = paths::repo_root()
-        .join("examples")
-        .join(example)
-        .join("keys.txt");
-    match setup.keys {
-        Some(keys) => std::fs::write(&keys_file, keys.join("\n")),
-        None => std::fs::copy(&book_keys, &keys_file).map(|_| ()),
-    }
-    .expect("write the auth service's keys file");
+    std::fs::write(&keys_file, keys.join("\n")).expect("write the auth service's keys file");
     let port = free_port();
     let mut command = Command::new(steps::workspace_binary("auth-service"));
-    command
-        .arg(port.to_string())
-        .arg(&keys_file)
-        .args(setup.args);
+    command.arg(port.to_string()).arg(&keys_file).args(args);
     let mut server = Server::start("auth-service", command, &dir.join("auth-service.log"));
     wait_for_port(&mut server, port);
     (server, port)
 }
 
 impl Stack {
-    /// Backend + Envoy running `examples/<example>/envoy.yaml` with `wasm`
-    /// as the plugin; `edit` may change the config further first.
+    /// Envoy running `code/<step>/envoy.yaml` (its echo backend included)
+    /// with `wasm` as the plugin; `edit` may change the config further first.
     pub fn start(
         test_name: &str,
-        example: &str,
+        step: &str,
         wasm: &Path,
         concurrency: u32,
         edit: impl FnOnce(&mut EnvoyConfig),
     ) -> Result<Stack, String> {
-        let auth = AuthSetup::default();
-        Stack::start_with(test_name, example, wasm, concurrency, &auth, edit)
+        Stack::start_with(
+            test_name,
+            step,
+            wasm,
+            concurrency,
+            &AuthService::InConfig,
+            edit,
+        )
     }
 
-    /// `start`, choosing how the auth service runs (if the config uses it).
+    /// `start`, choosing which auth service a step-3 config calls.
     pub fn start_with(
         test_name: &str,
-        example: &str,
+        step: &str,
         wasm: &Path,
         concurrency: u32,
-        auth: &AuthSetup,
+        auth: &AuthService,
         edit: impl FnOnce(&mut EnvoyConfig),
     ) -> Result<Stack, String> {
         let dir = test_dir(test_name);
-        let (backend, backend_port) = start_backend(&dir);
-        let (port, admin_port) = (free_port(), free_port());
-        let mut config = EnvoyConfig::for_example(example);
-        use_ports(&mut config, port, admin_port, backend_port);
-        let auth_port_text = format!("port_value: {BOOK_AUTH_SERVICE_PORT} ");
-        let auth_service = config.text().contains(&auth_port_text).then(|| {
-            let (server, auth_port) = start_auth_service(&dir, example, auth);
-            config.replace_once(&auth_port_text, &format!("port_value: {auth_port} "));
-            server
-        });
+        let mut config = EnvoyConfig::for_step(step);
+        let (port, admin_port) = use_free_ports(&mut config);
+        let auth_service = match auth {
+            AuthService::InConfig => None,
+            AuthService::Controlled { keys, args } => {
+                let (server, auth_port) = start_auth_service(&dir, keys, args);
+                let endpoint = config
+                    .text()
+                    .lines()
+                    .rfind(|line| line.trim_start().starts_with(AUTH_CLUSTER_ENDPOINT))
+                    .expect("a step-3 config: its last cluster endpoint is the auth service")
+                    .to_owned();
+                let indent = &endpoint[..endpoint.len() - endpoint.trim_start().len()];
+                config.replace_once(
+                    &endpoint,
+                    &format!("{indent}{AUTH_CLUSTER_ENDPOINT}{auth_port} }} }} }}"),
+                );
+                Some(server)
+            }
+        };
         config.set_wasm(wasm);
         edit(&mut config);
         let envoy = Envoy::start(&config, port, admin_port, concurrency, &dir)?;
         Ok(Stack {
             envoy,
-            backend,
             auth_service,
             dir,
         })
     }
 
-    /// Like `start` for a step's own example and plugin, panicking on failure.
+    /// Like `start` for a step's own config and plugin, panicking on failure.
     pub fn step(test_name: &str, step: &str, concurrency: u32) -> Stack {
         let wasm = steps::build(step);
         Stack::start(test_name, step, &wasm, concurrency, |_| {})
@@ -165,38 +167,44 @@ impl Stack {
         format!("http://127.0.0.1:{}", self.envoy.port)
     }
 
-    /// Runs `examples/<example>/check.sh` against this stack; returns
-    /// (success, combined output).
-    pub fn run_check_script(&self, example: &str) -> (bool, String) {
-        paths::require_tool("curl", "install it with `apt-get install curl`");
-        let script = paths::repo_root()
-            .join("examples")
-            .join(example)
-            .join("check.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .env("BASE_URL", self.base_url())
-            .output()
-            .expect("run check.sh");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
+    /// Runs `code/<step>/check.sh` against this stack; returns (success,
+    /// combined output).
+    pub fn run_check_script(&self, step: &str) -> (bool, String) {
+        run_check_script(
+            &paths::repo_root().join("code").join(step),
+            &self.base_url(),
+        )
     }
 }
 
-/// Starts `example` with `wasm` and the plugin configuration `json`, which
+/// Runs `<step_dir>/check.sh` as the book says (`bash check.sh`, in the
+/// step's folder) against `base_url`; returns (success, combined output).
+pub fn run_check_script(step_dir: &Path, base_url: &str) -> (bool, String) {
+    paths::require_tool("curl", "install it with `apt-get install curl`");
+    let output = Command::new("bash")
+        .arg("check.sh")
+        .current_dir(step_dir)
+        .env("BASE_URL", base_url)
+        .output()
+        .expect("run check.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Starts `step` with `wasm` and the plugin configuration `json`, which
 /// the plugin must refuse: either Envoy does not start, or `/api/` never
 /// answers 200. Returns Envoy's log, for the caller to look for the reason.
 pub fn start_with_refused_configuration(
     test_name: &str,
-    example: &str,
+    step: &str,
     wasm: &Path,
     json: &str,
 ) -> String {
-    let started = Stack::start(test_name, example, wasm, 2, |config: &mut EnvoyConfig| {
+    let started = Stack::start(test_name, step, wasm, 2, |config: &mut EnvoyConfig| {
         config.set_plugin_configuration(json)
     });
     match started {

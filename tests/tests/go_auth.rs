@@ -5,21 +5,25 @@
 use harness::envoy::EnvoyConfig;
 use harness::http;
 use harness::stack::{start_with_refused_configuration, Stack};
-use harness::{capture, steps};
+use harness::{capture, paths, steps};
 
 const STEP: &str = "go-auth";
 
+/// A step file without its opening comment block (which names the step).
+fn without_header(text: &str) -> Vec<&str> {
+    text.lines()
+        .skip_while(|line| line.starts_with('#'))
+        .collect()
+}
+
 #[test]
 fn config_differs_from_step_1_only_in_the_wasm_path() {
-    let rust = EnvoyConfig::for_example("step-1-auth");
-    let go = EnvoyConfig::for_example(STEP);
-    let differing: Vec<(&str, &str)> = rust
-        .text()
-        .lines()
-        .zip(go.text().lines())
-        .filter(|(a, b)| a != b)
-        .collect();
-    assert_eq!(rust.text().lines().count(), go.text().lines().count());
+    let rust = EnvoyConfig::for_step("step-1-auth");
+    let go = EnvoyConfig::for_step(STEP);
+    let (rust, go) = (without_header(rust.text()), without_header(go.text()));
+    let differing: Vec<(&&str, &&str)> =
+        rust.iter().zip(go.iter()).filter(|(a, b)| a != b).collect();
+    assert_eq!(rust.len(), go.len());
     assert_eq!(differing.len(), 1, "{differing:?}");
     assert!(
         differing[0].0.trim_start().starts_with("filename:"),
@@ -28,12 +32,22 @@ fn config_differs_from_step_1_only_in_the_wasm_path() {
 }
 
 #[test]
-fn step_1_check_script_passes_unchanged_with_the_same_output() {
+fn check_script_is_step_1s_and_passes_with_the_same_output() {
+    let read = |step: &str| {
+        std::fs::read_to_string(paths::repo_root().join("code").join(step).join("check.sh"))
+            .expect("read check.sh")
+    };
+    let (rust, go) = (read("step-1-auth"), read(STEP));
+    assert_eq!(
+        without_header(&rust),
+        without_header(&go),
+        "code/go-auth/check.sh must run exactly step 1's checks"
+    );
     let stack = Stack::step("go-auth-check-script", STEP, 2);
-    let (passed, output) = stack.run_check_script("step-1-auth");
+    let (passed, output) = stack.run_check_script(STEP);
     assert!(
         passed,
-        "examples/step-1-auth/check.sh failed against the Go plugin:\n{output}"
+        "code/go-auth/check.sh failed against the Go plugin:\n{output}"
     );
     // Not a capture of its own: the Go plugin must print exactly what the
     // Rust one printed in the book.

@@ -7,7 +7,7 @@
 //! book after the harness), so it cannot go stale.
 
 use harness::paths;
-use harness::stack::{free_port, start_backend, test_dir};
+use harness::stack::{free_port, test_dir, wait_for_port};
 use harness::steps;
 use std::fmt::Write;
 use std::process::Command;
@@ -70,9 +70,14 @@ fn install_loom() -> Result<std::path::PathBuf, String> {
 fn run_loom(loom: &std::path::Path) -> String {
     let dir = test_dir("host-compat-loom-run");
     let wasm = steps::build("step-1-auth");
-    let (_backend, backend_port) = start_backend(&dir);
+    let backend_port = free_port();
+    let mut backend_command = Command::new(steps::workspace_binary("backend"));
+    backend_command.arg(backend_port.to_string());
+    let mut backend =
+        harness::process::Server::start("backend", backend_command, &dir.join("backend.log"));
+    wait_for_port(&mut backend, backend_port);
     let (port, admin) = (free_port(), free_port());
-    let config = std::fs::read_to_string(paths::repo_root().join("examples/step-1-auth/loom.yaml"))
+    let config = std::fs::read_to_string(paths::repo_root().join("code/step-1-auth/loom.yaml"))
         .expect("read loom.yaml")
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
         .replace("127.0.0.1:9091", &format!("127.0.0.1:{admin}"))
@@ -91,12 +96,8 @@ fn run_loom(loom: &std::path::Path) -> String {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let output = Command::new("bash")
-        .arg(paths::repo_root().join("examples/step-1-auth/check.sh"))
-        .env("BASE_URL", format!("http://127.0.0.1:{port}"))
-        .output()
-        .expect("run check.sh");
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let step_dir = paths::repo_root().join("code/step-1-auth");
+    harness::stack::run_check_script(&step_dir, &format!("http://127.0.0.1:{port}")).1
 }
 
 #[test]

@@ -4,16 +4,24 @@ use harness::capture;
 use harness::envoy::EnvoyConfig;
 use harness::http::{self, Response};
 use harness::load;
-use harness::stack::{AuthSetup, Stack};
+use harness::stack::{AuthService, Stack};
 use harness::steps;
 use std::time::{Duration, Instant};
 
 const STEP: &str = "step-3-http-call";
 const BOOK_KEYS: [&str; 3] = ["key-abc123", "key-def456", "key-ghi789"];
 
-fn start(test_name: &str, auth: &AuthSetup, edit: impl FnOnce(&mut EnvoyConfig)) -> Stack {
+fn start(test_name: &str, auth: &AuthService, edit: impl FnOnce(&mut EnvoyConfig)) -> Stack {
     let wasm = steps::build(STEP);
     Stack::start_with(test_name, STEP, &wasm, 2, auth, edit).unwrap_or_else(|log| panic!("{log}"))
+}
+
+/// The harness's auth service with the book's keys and `args`.
+fn controlled<'a>(args: &'a [&'a str]) -> AuthService<'a> {
+    AuthService::Controlled {
+        keys: &BOOK_KEYS,
+        args,
+    }
 }
 
 fn get_with_key(stack: &Stack, key: &[u8]) -> Response {
@@ -39,7 +47,7 @@ fn check_script_passes_and_matches_the_book() {
 
 #[test]
 fn auth_service_down_gives_503_quickly() {
-    let mut stack = start("step3-service-down", &AuthSetup::default(), |_| {});
+    let mut stack = start("step3-service-down", &controlled(&[]), |_| {});
     assert_eq!(
         get_with_key(&stack, b"key-abc123").status,
         200,
@@ -70,10 +78,7 @@ fn auth_service_down_gives_503_quickly() {
 
 #[test]
 fn slow_auth_service_times_out_within_the_timeout_plus_one_second() {
-    let auth = AuthSetup {
-        keys: None,
-        args: &["--delay-ms", "3000"],
-    };
+    let auth = controlled(&["--delay-ms", "3000"]);
     let stack = start("step3-slow-service", &auth, |_| {});
     let timeout = Duration::from_millis(500); // timeout_ms in the book's config
     let started = Instant::now();
@@ -90,8 +95,8 @@ fn slow_auth_service_times_out_within_the_timeout_plus_one_second() {
 #[test]
 fn keys_with_quotes_and_backslashes_are_sent_intact_and_cannot_forge_json() {
     let odd_key = r#"we"ird\key"#;
-    let auth = AuthSetup {
-        keys: Some(&["key-abc123", odd_key]),
+    let auth = AuthService::Controlled {
+        keys: &["key-abc123", odd_key],
         args: &[],
     };
     let stack = start("step3-json-escaping", &auth, |_| {});
@@ -114,10 +119,8 @@ fn keys_with_quotes_and_backslashes_are_sent_intact_and_cannot_forge_json() {
 #[test]
 fn auth_service_errors_and_garbage_give_503() {
     for answer in ["500", "garbage"] {
-        let auth = AuthSetup {
-            keys: None,
-            args: &["--answer", answer],
-        };
+        let args = ["--answer", answer];
+        let auth = controlled(&args);
         let stack = start(&format!("step3-service-answers-{answer}"), &auth, |_| {});
         let response = get_with_key(&stack, b"key-abc123");
         assert_eq!(
@@ -133,7 +136,7 @@ fn auth_service_errors_and_garbage_give_503() {
 
 #[test]
 fn unknown_cluster_gives_503_without_a_panic() {
-    let stack = start("step3-unknown-cluster", &AuthSetup::default(), |config| {
+    let stack = start("step3-unknown-cluster", &AuthService::InConfig, |config| {
         config.replace_once(
             r#""auth_cluster": "auth-service""#,
             r#""auth_cluster": "no-such-cluster""#,
@@ -153,7 +156,7 @@ fn unknown_cluster_gives_503_without_a_panic() {
 
 #[test]
 fn fifty_concurrent_valid_requests_all_succeed() {
-    let stack = start("step3-concurrent", &AuthSetup::default(), |_| {});
+    let stack = start("step3-concurrent", &AuthService::InConfig, |_| {});
     let keys: Vec<&str> = (0..50).map(|i| BOOK_KEYS[i % 3]).collect();
     let results = load::concurrent_gets(stack.envoy.port, "/api/users", "x-api-key", &keys, 50);
     let ok = results.iter().filter(|(_, status)| *status == 200).count();

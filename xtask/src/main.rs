@@ -124,6 +124,9 @@ fn run_harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
         None,
     );
     command.env("ENVOY", tools::envoy_binary()?);
+    // Captures are rewritten only when `capture` asks for it, never because
+    // the caller's environment happens to set the variable.
+    command.env_remove("UPDATE_CAPTURES");
     for (key, value) in env {
         command.env(key, value);
     }

@@ -42,6 +42,7 @@ pub fn build(step: &Path) -> Result {
         tools::ensure_go()?;
         return run::status(go_build_command(step));
     }
+    tools::ensure_wasm_target()?;
     run::cargo(
         &["build", "--quiet", "--release", "--target", WASM_TARGET],
         Some(step),

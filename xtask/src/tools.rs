@@ -18,7 +18,7 @@ const ENVOY_VERSION: &str = "1.40.0";
 
 pub fn ensure_all() -> Result {
     ensure_wasm_target()?;
-    ensure_mdbook()?;
+    ensure_mdbook_and_linkcheck()?;
     ensure_envoy()?;
     ensure_command("curl", "the check scripts use it: apt-get install curl")?;
     ensure_browser()?;
@@ -137,9 +137,19 @@ fn reports_version(binary: &PathBuf, version: &str) -> bool {
         .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains(version))
 }
 
+/// What `cargo xtask serve` needs: mdBook and the admonish preprocessor.
 pub fn ensure_mdbook() -> Result {
-    let missing: Vec<(&str, &str)> = [MDBOOK, MDBOOK_ADMONISH, MDBOOK_LINKCHECK]
-        .into_iter()
+    ensure_cargo_tools(&[MDBOOK, MDBOOK_ADMONISH])
+}
+
+/// What building the book for the tests needs: also the link checker.
+pub fn ensure_mdbook_and_linkcheck() -> Result {
+    ensure_cargo_tools(&[MDBOOK, MDBOOK_ADMONISH, MDBOOK_LINKCHECK])
+}
+
+fn ensure_cargo_tools(tools: &[(&str, &str)]) -> Result {
+    let missing: Vec<&(&str, &str)> = tools
+        .iter()
         .filter(|(name, version)| !reports_version(&cargo_bin_dir().join(name), version))
         .collect();
     if missing.is_empty() {
@@ -150,7 +160,7 @@ pub fn ensure_mdbook() -> Result {
         .map(|(name, version)| format!("{name}@{version}"))
         .collect();
     run::step(&format!(
-        "installing {} into .tools/cargo (cargo install --locked; about 4 minutes the first time)",
+        "installing {} into .tools/cargo (cargo install --locked; minutes the first time)",
         specs.join(" and ")
     ));
     let root_dir = tools_dir().join("cargo");
@@ -161,21 +171,18 @@ pub fn ensure_mdbook() -> Result {
     run::cargo(&args, None)
 }
 
-/// The Envoy to test with: `$ENVOY` if set, else the project venv's.
+/// The Envoy to run: `$ENVOY` if set, else the project venv's `envoy`
+/// command (the one the book tells readers to put on their PATH).
 pub fn envoy_binary() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("ENVOY") {
         return Ok(PathBuf::from(path));
     }
-    let lib = tools_dir().join("venv/lib");
-    std::fs::read_dir(&lib)
-        .ok()
-        .and_then(|entries| {
-            entries
-                .filter_map(|entry| entry.ok())
-                .map(|python| python.path().join("site-packages/envoy/_bin/envoy"))
-                .find(|candidate| candidate.is_file())
-        })
-        .ok_or_else(|| "Envoy is not installed in .tools/venv: run `cargo xtask test`".to_owned())
+    let envoy = tools_dir().join("venv/bin/envoy");
+    if envoy.is_file() {
+        Ok(envoy)
+    } else {
+        Err("Envoy is not installed in .tools/venv: run `cargo xtask test`".to_owned())
+    }
 }
 
 pub fn ensure_envoy() -> Result {

@@ -1,6 +1,6 @@
 //! `cargo xtask up <step>`: the step running on the book's ports, in the
 //! foreground, so you can curl it by hand. Ctrl-C (or SIGTERM) stops
-//! everything: each server is killed by its PID on the way out.
+//! Envoy, by its PID, on the way out.
 
 use crate::run::{self, root};
 use crate::{steps, tools, Result};
@@ -21,13 +21,11 @@ impl Drop for Running {
 
 pub fn run(step: &str) -> Result {
     let step_dir = root().join("code").join(step);
-    let example = root().join("examples").join(step).join("envoy.yaml");
-    if !step_dir.is_dir() || !example.is_file() {
+    if !step_dir.join("envoy.yaml").is_file() {
         return Err(format!(
-            "unknown step `{step}` (expected code/{step} and examples/{step}/envoy.yaml)"
+            "unknown step `{step}` (expected code/{step}/envoy.yaml)"
         ));
     }
-    tools::ensure_wasm_target()?;
     tools::ensure_envoy()?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -36,68 +34,38 @@ pub fn run(step: &str) -> Result {
 
     run::step(&format!("building code/{step}"));
     steps::build(&step_dir)?;
-    run::cargo(
-        &[
-            "build",
-            "--quiet",
-            "--package",
-            "backend",
-            "--package",
-            "auth-service",
-        ],
-        None,
-    )?;
 
-    run::step("starting the echo backend on 127.0.0.1:3000");
-    let backend = Command::new(root().join("target/debug/backend"))
-        .arg("3000")
-        .spawn()
-        .map_err(|e| format!("cannot start the backend: {e}"))?;
-    let mut servers = vec![Running(backend)];
-
-    // A step whose example has a keys file talks to the auth service.
-    let keys = root().join("examples").join(step).join("keys.txt");
-    if keys.is_file() {
-        run::step(
-            "starting the auth service on 127.0.0.1:3001 (keys from examples/<step>/keys.txt)",
-        );
-        let auth = Command::new(root().join("target/debug/auth-service"))
-            .arg("3001")
-            .arg(&keys)
-            .spawn()
-            .map_err(|e| format!("cannot start the auth service: {e}"))?;
-        servers.push(Running(auth));
-    }
-
-    run::step("starting Envoy: listener 127.0.0.1:8080, admin 127.0.0.1:9091");
+    // The step's folder is the working directory, as in its README: the
+    // config names the .wasm relative to it. The echo backend (and step 3's
+    // auth service) are listeners in the same config.
+    run::step(&format!(
+        "starting Envoy in code/{step}: listener 127.0.0.1:8080, admin 127.0.0.1:9091, echo backend 127.0.0.1:3000"
+    ));
     let envoy = Command::new(tools::envoy_binary()?)
-        .arg("-c")
-        .arg(&example)
-        .args(["--concurrency", "2", "--component-log-level", "wasm:debug"])
-        .current_dir(root())
+        .args(["-c", "envoy.yaml", "--concurrency", "2"])
+        .args(["--component-log-level", "wasm:debug"])
+        .current_dir(&step_dir)
         .spawn()
         .map_err(|e| format!("cannot start Envoy: {e}"))?;
-    servers.push(Running(envoy));
+    let mut envoy = Running(envoy);
 
     run::step("waiting for Envoy to be ready (GET :9091/ready)");
     let started = Instant::now();
     let mut announced = false;
     while !stop.load(Ordering::SeqCst) {
-        for server in servers.iter_mut() {
-            if let Ok(Some(status)) = server.0.try_wait() {
-                return Err(format!("a server exited ({status}); see its output above"));
-            }
+        if let Ok(Some(status)) = envoy.0.try_wait() {
+            return Err(format!("Envoy exited ({status}); see its output above"));
         }
         if !announced && ready() {
             announced = true;
             eprintln!(
-                "==> ready after {:.1} s. Try:\n      curl -i http://127.0.0.1:8080/api/users -H 'X-API-Key: key-abc123'\n      BASE_URL=http://127.0.0.1:8080 examples/{step}/check.sh\n    Ctrl-C stops everything.",
+                "==> ready after {:.1} s. In a second terminal, try:\n      curl -i http://127.0.0.1:8080/api/users -H 'X-API-Key: key-abc123'\n      bash code/{step}/check.sh\n    Ctrl-C here stops Envoy.",
                 started.elapsed().as_secs_f32()
             );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    run::step("stopping the servers");
+    run::step("stopping Envoy");
     Ok(())
 }
 

@@ -1,3 +1,4 @@
+// ANCHOR: whole
 //! The plugin configuration: parsed and checked once, in `on_configure`.
 
 use serde::{Deserialize, Deserializer};
@@ -94,6 +95,7 @@ fn list_of_strings<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Str
         .map_err(|_| serde::de::Error::custom("`valid_keys` must be a list of strings"))
 }
 // ANCHOR_END: list_of_strings
+// ANCHOR_END: whole
 
 #[cfg(test)]
 mod tests {

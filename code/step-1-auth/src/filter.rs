@@ -1,3 +1,4 @@
+// ANCHOR: whole
 //! The per-request part: one `AuthFilter` for each HTTP request.
 
 use crate::config::AuthConfig;
@@ -107,6 +108,7 @@ impl HttpContext for AuthFilter {
     }
 }
 // ANCHOR_END: on_log
+// ANCHOR_END: whole
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Checks the Go plugin (the same API-key checks as step 1) through a running Envoy: one PASS or FAIL line
+# per case, and a non-zero exit status if any fails.
+# Usage: bash check.sh   (or BASE_URL=http://127.0.0.1:8080 bash check.sh)
+set -u
+
+# ---- helpers: one PASS/FAIL line per case ----------------------------------
+BASE_URL="${BASE_URL:-http://127.0.0.1:8080}"
+failures=0
+# The body and the headers of the last response, for the checks that look
+# at what the backend received.
+body_file="$(mktemp)"
+header_file="$(mktemp)"
+trap 'rm -f "$body_file" "$header_file"' EXIT
+
+# expect NAME STATUS BODY_TEXT -- CURL_ARGS...
+# Sends the request; passes when the status matches and the body contains
+# BODY_TEXT (a fixed string; '' accepts any body).
+expect() {
+  local name="$1" want_status="$2" want_body="$3"
+  shift 3
+  [ "$1" = "--" ] && shift
+  local got
+  got="$(curl -s -o "$body_file" -D "$header_file" -w '%{http_code}' "$@")" || got="curl-error-$?"
+  if [ "$got" != "$want_status" ]; then
+    fail "$name" "status $want_status" "status $got"
+  elif [ -n "$want_body" ] && ! grep -qF -- "$want_body" "$body_file"; then
+    fail "$name" "body with $want_body" "$(head -c 300 "$body_file")"
+  else
+    printf 'PASS  %-46s expected %s, got %s\n' "$name" "$want_status" "$got"
+  fi
+}
+
+# expect_absent NAME TEXT: the body of the last response does not contain TEXT.
+expect_absent() {
+  local name="$1" text="$2"
+  if grep -qF -- "$text" "$body_file"; then
+    fail "$name" "no $text" "$(head -c 300 "$body_file")"
+  else
+    printf 'PASS  %-46s expected no %s, got none\n' "$name" "$text"
+  fi
+}
+
+fail() {
+  printf 'FAIL  %-46s expected %s, got %s\n' "$1" "$2" "$3"
+  failures=$((failures + 1))
+}
+
+finish() {
+  if [ "$failures" -gt 0 ]; then
+    echo "$failures check(s) failed"
+    exit 1
+  fi
+  echo "all checks passed"
+}
+
+# ---- the checks ---------------------------------------------------------------
+expect "no key -> 401" 401 '"missing API key"' -- \
+  "$BASE_URL/api/users"
+expect "unknown key -> 403" 403 '"invalid API key"' -- \
+  -H 'X-API-Key: invalid' "$BASE_URL/api/users"
+expect "valid key -> 200, proxied with X-Auth-Status" 200 '"x-auth-status":["valid"]' -- \
+  -H 'X-API-Key: key-abc123' "$BASE_URL/api/users"
+expect "public route, no key -> 200" 200 '"path":"/public/info"' -- \
+  "$BASE_URL/public/info"
+
+# A client must not be able to vouch for itself.
+expect "forged X-Auth-Status on /api/ is replaced" 200 '"x-auth-status":["valid"]' -- \
+  -H 'X-API-Key: key-def456' -H 'X-Auth-Status: forged' "$BASE_URL/api/users"
+expect "... also when sent twice" 200 '"x-auth-status":["valid"]' -- \
+  -H 'X-API-Key: key-def456' -H 'X-Auth-Status: one' -H 'X-Auth-Status: two' "$BASE_URL/api/users"
+expect "forged X-Auth-Status on /public/ ..." 200 '"path":"/public/info"' -- \
+  -H 'X-Auth-Status: valid' "$BASE_URL/public/info"
+expect_absent "... does not reach the backend" '"x-auth-status"'
+
+# Bytes 0xFF 0xFE are not UTF-8: the plugin must answer, not crash.
+expect "non-UTF-8 key -> 403" 403 '"invalid API key"' -- \
+  -H $'X-API-Key: \xff\xfe' "$BASE_URL/api/users"
+expect "valid key still works afterwards" 200 '"x-auth-status":["valid"]' -- \
+  -H 'X-API-Key: key-ghi789' "$BASE_URL/api/users"
+
+finish

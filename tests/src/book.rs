@@ -1,0 +1,235 @@
+//! The book as a reader follows it: the chapters of a part, in order, read
+//! into the actions they ask for (create this file, run this command, in
+//! this terminal, and expect this output). The replay test performs them.
+//!
+//! What a chapter marks, and how a reader sees it:
+//! - `<span class="filename">Filename: PATH</span>` before a code block: the
+//!   block is the whole file PATH (relative to the current folder);
+//! - a ```` ```bash ```` block: commands to type in the first terminal;
+//! - ```` ```bash,second-terminal ````: a command that keeps running (Envoy),
+//!   in a second terminal; the prose says so;
+//! - ```` ```bash,tool-install ````: installing a tool the replay provides
+//!   itself (the same Envoy the project installs), so it is not run;
+//! - a ```` ```text ```` block that only includes a file of `captured/`,
+//!   right after a command: that command's output.
+
+use crate::paths;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    /// Create the file at this path (relative to the current folder).
+    WriteFile { path: String, content: String },
+    /// Run in the first terminal; it must succeed.
+    Run { commands: String, chapter: String },
+    /// Start in a second terminal and leave running.
+    RunInSecondTerminal { commands: String, chapter: String },
+    /// The output the book shows for the previous `Run`: a file of
+    /// `src/captured/`.
+    ExpectOutput { captured: String },
+}
+
+/// The chapters listed under `# {part}` in SUMMARY.md, in order.
+pub fn chapters_of_part(part: &str) -> Vec<PathBuf> {
+    let src = paths::repo_root().join("src");
+    let summary = std::fs::read_to_string(src.join("SUMMARY.md")).expect("read SUMMARY.md");
+    let heading = format!("# {part}");
+    summary
+        .lines()
+        .skip_while(|line| line.trim() != heading)
+        .skip(1)
+        .take_while(|line| !line.starts_with("# "))
+        .filter_map(|line| {
+            let start = line.find("](")? + 2;
+            let end = start + line[start..].find(')')?;
+            Some(src.join(&line[start..end]))
+        })
+        .collect()
+}
+
+/// The actions of these chapters, in reading order.
+pub fn actions(chapters: &[PathBuf]) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for chapter in chapters {
+        let text = std::fs::read_to_string(chapter)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", chapter.display()));
+        let name = chapter
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        actions.extend(chapter_actions(
+            &text,
+            chapter.parent().unwrap_or(Path::new(".")),
+            &name,
+        ));
+    }
+    actions
+}
+
+const FILENAME_OPEN: &str = "<span class=\"filename\">Filename: ";
+
+fn chapter_actions(text: &str, dir: &Path, chapter: &str) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let mut next_file: Option<String> = None;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some(rest) = line.trim().strip_prefix(FILENAME_OPEN) {
+            let path = rest.trim_end_matches("</span>").trim();
+            next_file = Some(path.to_owned());
+            continue;
+        }
+        let Some(info) = line.trim_start().strip_prefix("```") else {
+            continue;
+        };
+        if info.is_empty() || info.starts_with("admonish") {
+            continue;
+        }
+        let body: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| !l.trim_start().starts_with("```"))
+            .collect();
+        let raw = body.join("\n");
+        let mut attributes = info.split(',').map(str::trim);
+        let language = attributes.next().unwrap_or_default();
+        let attributes: Vec<&str> = attributes.collect();
+        if let Some(path) = next_file.take() {
+            let content = expand_includes(&raw, dir);
+            actions.push(Action::WriteFile { path, content });
+        } else if language == "bash" && attributes.contains(&"second-terminal") {
+            actions.push(Action::RunInSecondTerminal {
+                commands: expand_includes(&raw, dir),
+                chapter: chapter.to_owned(),
+            });
+        } else if language == "bash" && !attributes.contains(&"tool-install") {
+            actions.push(Action::Run {
+                commands: expand_includes(&raw, dir),
+                chapter: chapter.to_owned(),
+            });
+        } else if language == "text" {
+            if let Some(captured) = captured_include(&raw) {
+                if matches!(actions.last(), Some(Action::Run { .. })) {
+                    actions.push(Action::ExpectOutput { captured });
+                }
+            }
+        }
+    }
+    actions
+}
+
+/// `captured/x/y.txt` when the block is exactly `{{#include captured/x/y.txt}}`.
+fn captured_include(raw: &str) -> Option<String> {
+    let spec = raw.trim().strip_prefix("{{#include ")?.strip_suffix("}}")?;
+    spec.trim().strip_prefix("captured/").map(str::to_owned)
+}
+
+/// Expands `{{#include path}}` and `{{#include path:anchor}}` the way mdBook
+/// 0.4 does: a whole file as it is (without its last newline); an anchor's
+/// lines without any `ANCHOR:`/`ANCHOR_END:` line inside it.
+pub fn expand_includes(text: &str, dir: &Path) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{#include ") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "{{#include ".len()..];
+        let end = after.find("}}").expect("an {{#include}} closes with }}");
+        let spec = after[..end].trim();
+        let (file, anchor) = match spec.split_once(':') {
+            Some((file, anchor)) => (file, Some(anchor)),
+            None => (spec, None),
+        };
+        let path = dir.join(file);
+        let source = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("included file {} cannot be read: {e}", path.display()));
+        match anchor {
+            None => out.push_str(&source.lines().collect::<Vec<_>>().join("\n")),
+            Some(anchor) => out.push_str(&anchored_lines(&source, anchor)),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn anchor_name<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+    let after = line.split(marker).nth(1)?.trim_start();
+    let end = after
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(after.len());
+    (end > 0).then(|| &after[..end])
+}
+
+fn anchored_lines(source: &str, anchor: &str) -> String {
+    let mut kept = Vec::new();
+    let mut inside = false;
+    for line in source.lines() {
+        if inside {
+            if anchor_name(line, "ANCHOR_END:") == Some(anchor) {
+                break;
+            }
+            if anchor_name(line, "ANCHOR_END:").is_none() && anchor_name(line, "ANCHOR:").is_none()
+            {
+                kept.push(line);
+            }
+        } else if anchor_name(line, "ANCHOR:") == Some(anchor) {
+            inside = true;
+        }
+    }
+    assert!(inside, "no `ANCHOR: {anchor}`");
+    kept.join("\n")
+}
+
+/// Output that changes from run to run (dates, request ids) or from machine
+/// to machine (curl's version), replaced by placeholders, so a command's
+/// output can be compared with what the book shows.
+pub fn normalise_output(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let lower = line.to_ascii_lowercase();
+            if lower.starts_with("date: ") {
+                return "date: <date>".to_owned();
+            }
+            let line = replace_json_value(line, "\"x-request-id\":[\"", "<id>");
+            replace_json_value(&line, "\"user-agent\":[\"curl/", "<version>")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// In `...<key>VALUE"...`, VALUE replaced by `placeholder`.
+fn replace_json_value(line: &str, key: &str, placeholder: &str) -> String {
+    match line.find(key) {
+        Some(start) => {
+            let value_start = start + key.len();
+            match line[value_start..].find('"') {
+                Some(len) => format!(
+                    "{}{placeholder}{}",
+                    &line[..value_start],
+                    &line[value_start + len..]
+                ),
+                None => line.to_owned(),
+            }
+        }
+        None => line.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_inside_an_anchor_are_dropped() {
+        let source = "a\n// ANCHOR: whole\nb\n// ANCHOR: part\nc\n// ANCHOR_END: part\nd\n// ANCHOR_END: whole\ne\n";
+        assert_eq!(anchored_lines(source, "whole"), "b\nc\nd");
+        assert_eq!(anchored_lines(source, "part"), "c");
+    }
+
+    #[test]
+    fn volatile_values_are_replaced() {
+        let line = r#"{"user-agent":["curl/7.88.1"],"x-request-id":["1f-2e"]}"#;
+        assert_eq!(
+            normalise_output(&format!("date: Fri, 27 Nov 2026 GMT\n{line}")),
+            "date: <date>\n{\"user-agent\":[\"curl/<version>\"],\"x-request-id\":[\"<id>\"]}"
+        );
+    }
+}
