@@ -37,11 +37,6 @@ impl EnvoyConfig {
         &self.text
     }
 
-    /// Whether some address in the config uses `port`.
-    pub fn has_port(&self, port: u16) -> bool {
-        self.text.contains(&format!("port_value: {port} "))
-    }
-
     /// Moves every address on `port` (a listener and the cluster pointing at
     /// it) to `to`; at least one must exist.
     pub fn replace_port(&mut self, port: u16, to: u16) {
@@ -156,8 +151,7 @@ impl Envoy {
                     server.log()
                 ));
             }
-            let ready = http::get(admin_port, "/ready", &[]).is_ok_and(|r| r.status == 200);
-            if ready {
+            if project::envoy::is_ready(admin_port) {
                 return Ok(Envoy {
                     server,
                     port,

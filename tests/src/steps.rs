@@ -1,72 +1,53 @@
-//! The tutorial's steps: every folder under `code/` with a Cargo.toml (Rust)
-//! or a go.mod (Go) is one, found by listing the folder, so a new step needs
-//! no change here.
+//! Building the steps for the tests, with the commands their READMEs give
+//! (from the step model in the `project` crate).
 
 use crate::paths;
+use project::step::{Language, Step};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-/// Every step folder under `code/`, sorted.
+/// The names of every step folder under `code/`, sorted.
 pub fn all_steps() -> Vec<String> {
-    let mut steps: Vec<String> = std::fs::read_dir(paths::repo_root().join("code"))
-        .expect("read code/")
-        .filter_map(Result::ok)
-        .filter(|entry| is_rust(&entry.path()) || is_go(&entry.path()))
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect();
-    steps.sort();
-    steps
+    Step::all().into_iter().map(|step| step.name).collect()
 }
 
-pub fn is_rust(dir: &Path) -> bool {
-    dir.join("Cargo.toml").is_file()
-}
-
-pub fn is_go(dir: &Path) -> bool {
-    dir.join("go.mod").is_file()
+fn step(name: &str) -> Step {
+    Step::named(name).unwrap_or_else(|why| panic!("{why}"))
 }
 
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 /// Builds a step in its folder (a no-op when up to date) and returns the
 /// path of its `.wasm`.
-pub fn build(step: &str) -> PathBuf {
+pub fn build(name: &str) -> PathBuf {
     let _one_at_a_time = BUILD_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let dir = paths::repo_root().join("code").join(step);
-    build_in(&dir, step, &dir.join("target"))
+    let step = step(name);
+    let target = step.dir.join("target");
+    build_in(&step.dir.clone(), name, &target)
 }
 
-/// Builds the step whose sources are in `dir` with the command the book
-/// gives, and returns the path of the `.wasm`:
-/// Rust: `cargo build --target wasm32-wasip1 --release` (lands in
-/// `target/wasm32-wasip1/release/<crate_name>.wasm`);
-/// Go: `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o <step>.wasm .`.
-/// Rust builds use `target_dir` as CARGO_TARGET_DIR.
-pub fn build_in(dir: &Path, step: &str, target_dir: &Path) -> PathBuf {
-    let (mut command, wasm) = if is_go(dir) {
-        let mut command = Command::new("go");
-        command
-            .args(["build", "-buildmode=c-shared", "-o"])
-            .arg(format!("{step}.wasm"))
-            .arg(".")
-            .env("GOOS", "wasip1")
-            .env("GOARCH", "wasm");
-        (command, dir.join(format!("{step}.wasm")))
-    } else {
-        let mut command = Command::new(env!("CARGO"));
-        command
-            .args(["build", "--quiet", "--target", "wasm32-wasip1", "--release"])
-            .env("CARGO_TARGET_DIR", target_dir);
-        let file = format!("{}.wasm", step.replace('-', "_"));
-        (command, target_dir.join("wasm32-wasip1/release").join(file))
+/// Builds the step `name` whose sources are in `dir` (its folder or a copy)
+/// with its README's command, Rust builds using `target_dir` as
+/// CARGO_TARGET_DIR, and returns the path of the `.wasm`.
+pub fn build_in(dir: &Path, name: &str, target_dir: &Path) -> PathBuf {
+    let step = step(name);
+    let mut command = step.build_command(dir);
+    let wasm = match step.language {
+        Language::Rust => {
+            command.arg("--quiet").env("CARGO_TARGET_DIR", target_dir);
+            target_dir
+                .join(project::step::WASM_TARGET)
+                .join("release")
+                .join(step.wasm_file_name())
+        }
+        Language::Go => dir.join(step.wasm_relative_path()),
     };
     let output = command
-        .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run the build of {step} ({command:?}): {e}"));
+        .unwrap_or_else(|e| panic!("cannot run the build of {name} ({command:?}): {e}"));
     assert!(
         output.status.success(),
         "building {} failed:\n{}",
@@ -75,13 +56,13 @@ pub fn build_in(dir: &Path, step: &str, target_dir: &Path) -> PathBuf {
     );
     assert!(
         wasm.is_file(),
-        "{step}: no {} after the build",
+        "{name}: no {} after the build",
         wasm.display()
     );
     wasm
 }
 
-/// Builds a binary of this workspace (backend, auth service) once per test
+/// Builds a binary of this workspace (the auth service) once per test
 /// process and returns its path.
 pub fn workspace_binary(package: &str) -> PathBuf {
     let _one_at_a_time = BUILD_LOCK

@@ -8,12 +8,12 @@ use crate::steps;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Replace `from` by `to` in `file` (relative to the step folder).
-pub struct Patch {
-    pub file: &'static str,
-    pub from: &'static str,
-    pub to: &'static str,
-}
+/// The variants the book shows (in `hardening/`, beside the chapter's
+/// sources rather than in the harness).
+#[path = "../../hardening/naive.rs"]
+pub mod naive;
+
+pub use naive::Patch;
 
 /// Copies a folder, leaving build output behind.
 pub fn copy_sources(from: &Path, to: &Path) {
@@ -70,32 +70,3 @@ pub fn build(step: &str, name: &str, patches: &[Patch]) -> PathBuf {
     std::fs::copy(&built, &wasm).expect("copy the variant's .wasm");
     wasm
 }
-
-/// Step 1 made to copy its key set into every request, as the tutorial this
-/// book started from did. Used by the hardening test and the benchmark.
-// ANCHOR: naive_copy
-pub const COPY_KEYS_PER_REQUEST: [Patch; 2] = [
-    Patch {
-        file: "src/config.rs",
-        from: "#[derive(Debug)]\npub struct AuthConfig",
-        to: "#[derive(Clone, Debug)]\npub struct AuthConfig",
-    },
-    Patch {
-        file: "src/lib.rs",
-        from: "AuthFilter::new(self.config.clone())",
-        to: "AuthFilter::new(self.config.as_deref().cloned().map(Rc::new))",
-    },
-];
-// ANCHOR_END: naive_copy
-
-/// Step 1 reading the key with the SDK's `String` getter, which panics on a
-/// value that is not UTF-8. Used by the hardening and debugging tests.
-// ANCHOR: naive_non_utf8
-pub const READ_HEADER_AS_STRING: Patch = Patch {
-    file: "src/filter.rs",
-    from: "let value = self.get_http_request_header_bytes(&config.header_name);
-        self.verdict = check_key(&config, value.as_deref());",
-    to: "let value = self.get_http_request_header(&config.header_name);
-        self.verdict = check_key(&config, value.as_deref().map(str::as_bytes));",
-};
-// ANCHOR_END: naive_non_utf8

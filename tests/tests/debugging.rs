@@ -186,7 +186,7 @@ fn failure_policies_after_a_panic() {
     let wasm = variants::build(
         STEP,
         "panic-on-non-utf8",
-        &[variants::READ_HEADER_AS_STRING],
+        &[variants::naive::READ_HEADER_AS_STRING],
     );
     let mut table = String::from("| failure_policy | the crashing request | valid requests in the next 4 s |\n|---|---|---|\n");
     for policy in ["FAIL_CLOSED", "FAIL_RELOAD", "FAIL_OPEN"] {

@@ -9,7 +9,7 @@ use harness::http;
 use harness::load;
 use harness::stack::{AuthService, Stack};
 use harness::steps;
-use harness::variants::{self, Patch};
+use harness::variants::{self, naive};
 use std::path::Path;
 use std::process::Command;
 
@@ -26,7 +26,7 @@ fn non_utf8_header_panics_the_naive_plugin_only() {
     let naive = variants::build(
         "step-1-auth",
         "read-header-as-string",
-        &[variants::READ_HEADER_AS_STRING],
+        &[naive::READ_HEADER_AS_STRING],
     );
     let stack = start("hardening-non-utf8-naive", "step-1-auth", &naive, 1);
     assert_eq!(
@@ -50,19 +50,10 @@ fn non_utf8_header_panics_the_naive_plugin_only() {
     assert!(!step.envoy.log().contains("panicked"));
 }
 
-// ANCHOR: naive_logging
-const LOG_THE_KEY: Patch = Patch {
-    file: "src/filter.rs",
-    from: r#"log::warn!("request with an unknown API key");"#,
-    to: r#"log::warn!("request with an unknown API key: {}",
-                    String::from_utf8_lossy(value.as_deref().unwrap_or_default()));"#,
-};
-// ANCHOR_END: naive_logging
-
 #[test]
 fn naive_plugin_logs_keys_and_the_step_does_not() {
     let secret = b"a-customers-real-key-misplaced";
-    let naive = variants::build("step-1-auth", "log-the-key", &[LOG_THE_KEY]);
+    let naive = variants::build("step-1-auth", "log-the-key", &[naive::LOG_THE_KEY]);
     let stack = start("hardening-logging-naive", "step-1-auth", &naive, 1);
     assert_eq!(status(&stack, "/api/users", secret), 403);
     assert!(
@@ -82,11 +73,10 @@ fn naive_plugin_logs_keys_and_the_step_does_not() {
 fn forged_status_header_reaches_public_routes_without_the_route_rule() {
     let wasm = steps::build("step-1-auth");
     let forged: &[(&str, &[u8])] = &[("x-auth-status", b"valid")];
-    // ANCHOR: naive_public_route
     let without_rule = |config: &mut EnvoyConfig| {
-        config.replace_once("request_headers_to_remove: [\"x-auth-status\"]", "")
+        let (rule, nothing) = naive::PUBLIC_ROUTE_WITHOUT_RULE;
+        config.replace_once(rule, nothing)
     };
-    // ANCHOR_END: naive_public_route
     let naive = Stack::start(
         "hardening-public-naive",
         "step-1-auth",
@@ -118,7 +108,7 @@ fn copying_the_key_set_per_request_fails_the_sharing_test() {
     let naive = variants::patched_copy(
         "step-1-auth",
         "copy-keys-per-request",
-        &variants::COPY_KEYS_PER_REQUEST,
+        &naive::COPY_KEYS_PER_REQUEST,
     );
     let output = run_unit_tests(&naive);
     let text = String::from_utf8_lossy(&output.stdout);
@@ -135,35 +125,6 @@ fn copying_the_key_set_per_request_fails_the_sharing_test() {
     );
 }
 
-// ANCHOR: naive_per_vm_counter
-/// Replaces the host's shared data with a map in the VM's own memory: what
-/// a counter in a Rust variable amounts to.
-const COUNT_PER_VM: Patch = Patch {
-    file: "src/limiter.rs",
-    from: "use proxy_wasm::hostcalls;",
-    to: "mod hostcalls {
-    use proxy_wasm::types::{Bytes, Status};
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-    pub use proxy_wasm::hostcalls::get_current_time;
-
-    thread_local! {
-        static COUNTS: RefCell<HashMap<String, Bytes>> = RefCell::new(HashMap::new());
-    }
-
-    pub fn get_shared_data(key: &str) -> Result<(Option<Bytes>, Option<u32>), Status> {
-        Ok((COUNTS.with(|c| c.borrow().get(key).cloned()), None))
-    }
-
-    pub fn set_shared_data(key: &str, value: Option<&[u8]>, _: Option<u32>) -> Result<(), Status> {
-        let value = value.unwrap_or_default().to_vec();
-        COUNTS.with(|c| c.borrow_mut().insert(key.to_owned(), value));
-        Ok(())
-    }
-}",
-};
-// ANCHOR_END: naive_per_vm_counter
-
 #[test]
 fn a_per_vm_counter_lets_more_than_the_limit_through() {
     let json = r#"{"header_name": "X-API-Key", "valid_keys": ["key-abc123"], "requests_per_window": 50, "window_seconds": 86400}"#;
@@ -171,7 +132,7 @@ fn a_per_vm_counter_lets_more_than_the_limit_through() {
     for (name, wasm) in [
         (
             "naive",
-            variants::build("step-2-rate-limit", "count-per-vm", &[COUNT_PER_VM]),
+            variants::build("step-2-rate-limit", "count-per-vm", &[naive::COUNT_PER_VM]),
         ),
         ("step", steps::build("step-2-rate-limit")),
     ] {
@@ -197,18 +158,14 @@ fn a_per_vm_counter_lets_more_than_the_limit_through() {
     assert_eq!(allowed[1], 50, "step");
 }
 
-// ANCHOR: naive_format_json
-const JSON_WITH_FORMAT: Patch = Patch {
-    file: "src/filter.rs",
-    from: r#"serde_json::json!({ "key": key }).to_string().into_bytes()"#,
-    to: r##"format!(r#"{{"key": "{}"}}"#, key).into_bytes()"##,
-};
-// ANCHOR_END: naive_format_json
-
 #[test]
 fn a_forged_key_passes_when_json_is_built_with_format() {
     let forged = br#"x", "key": "key-abc123"#;
-    let naive = variants::build("step-3-http-call", "json-with-format", &[JSON_WITH_FORMAT]);
+    let naive = variants::build(
+        "step-3-http-call",
+        "json-with-format",
+        &[naive::JSON_WITH_FORMAT],
+    );
     let step = steps::build("step-3-http-call");
     // The harness's auth service parses the JSON and keeps the last of two
     // equal fields, as many services do (the book's Lua stand-in compares
@@ -235,22 +192,12 @@ fn a_forged_key_passes_when_json_is_built_with_format() {
     }
 }
 
-// ANCHOR: naive_resume
-const RESUME_ON_FAILURE: Patch = Patch {
-    file: "src/filter.rs",
-    from: r#"log::error!("auth service unusable: {reason}; request refused");"#,
-    to: r#"log::error!("auth service unusable: {reason}; letting it through");
-                self.resume_http_request();
-                return;"#,
-};
-// ANCHOR_END: naive_resume
-
 #[test]
 fn resuming_on_a_failed_auth_call_lets_requests_through() {
     let naive = variants::build(
         "step-3-http-call",
         "resume-on-failure",
-        &[RESUME_ON_FAILURE],
+        &[naive::RESUME_ON_FAILURE],
     );
     let step = steps::build("step-3-http-call");
     for (name, wasm, expected) in [("naive", naive, 200), ("step", step, 503)] {

@@ -6,7 +6,7 @@
 use harness::book::{self, Action};
 use harness::process::Server;
 use harness::stack::run_check_script;
-use harness::{capture, http, paths, steps, variants};
+use harness::{capture, paths, steps, variants};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -15,14 +15,11 @@ use std::time::{Duration, Instant};
 /// The book's ports are one set per machine: one test at a time uses them.
 static BOOK_PORTS: Mutex<()> = Mutex::new(());
 
-const BOOK_PORTS_USED: [u16; 4] = [8080, 9091, 3000, 3001];
-const BOOK_ADMIN_PORT: u16 = 9091;
-
 fn take_book_ports() -> std::sync::MutexGuard<'static, ()> {
     let guard = BOOK_PORTS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    for port in BOOK_PORTS_USED {
+    for port in project::ports::ALL {
         assert!(
             std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
             "port {port} on 127.0.0.1 is in use, and the book's commands need it: \
@@ -56,7 +53,7 @@ fn wait_until_ready(envoy: &mut Server) {
         if let Some(status) = envoy.exited() {
             panic!("Envoy exited ({status}):\n{}", envoy.log());
         }
-        if http::get(BOOK_ADMIN_PORT, "/ready", &[]).is_ok_and(|r| r.status == 200) {
+        if project::envoy::is_ready(project::ports::ADMIN) {
             return;
         }
         assert!(

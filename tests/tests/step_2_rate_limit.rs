@@ -11,11 +11,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const STEP: &str = "step-2-rate-limit";
 
 fn plugin_config(keys: &[&str], requests: u64, window_seconds: u64) -> String {
-    let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
-    format!(
-        r#"{{"header_name": "X-API-Key", "valid_keys": [{}], "requests_per_window": {requests}, "window_seconds": {window_seconds}}}"#,
-        keys.join(", ")
-    )
+    serde_json::json!({
+        "header_name": "X-API-Key",
+        "valid_keys": keys,
+        "requests_per_window": requests,
+        "window_seconds": window_seconds,
+    })
+    .to_string()
 }
 
 fn start(test_name: &str, keys: &[&str], requests: u64, window_seconds: u64) -> Stack {

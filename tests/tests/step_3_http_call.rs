@@ -118,7 +118,7 @@ fn keys_with_quotes_and_backslashes_are_sent_intact_and_cannot_forge_json() {
 
 #[test]
 fn auth_service_errors_and_garbage_give_503() {
-    for answer in ["500", "garbage"] {
+    for answer in ["server-error", "garbage"] {
         let args = ["--answer", answer];
         let auth = controlled(&args);
         let stack = start(&format!("step3-service-answers-{answer}"), &auth, |_| {});

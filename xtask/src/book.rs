@@ -1,8 +1,8 @@
 //! Building, checking and serving the book.
 
+use crate::run::Result;
 use crate::run::{self, root};
 use crate::tools;
-use crate::Result;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -56,6 +56,7 @@ pub fn check_sources() -> Result {
 
 /// Builds the book; `check_sources` is expected to have run first.
 pub fn build_and_check() -> Result {
+    tools::ensure_mdbook_and_linkcheck()?;
     run::step("building the book (mdbook build)");
     let mut command = mdbook();
     command.arg("build");
@@ -101,6 +102,7 @@ pub fn html_dir() -> std::path::PathBuf {
 
 /// Opens every chapter in headless Chromium (tests/browser/check-book.mjs).
 pub fn browser_check() -> Result {
+    tools::ensure_browser()?;
     run::step("checking the built book in headless Chromium");
     let artifacts = root().join("target/browser");
     std::fs::create_dir_all(&artifacts).map_err(|e| e.to_string())?;

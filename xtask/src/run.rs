@@ -1,17 +1,12 @@
 //! Running commands and saying what is happening: a first run installs tools
 //! for minutes, and that must never look like a hang.
 
-use crate::Result;
-use std::path::{Path, PathBuf};
+pub use project::repo_root as root;
+use std::path::Path;
 use std::process::Command;
 
-/// The repository root (xtask lives in `<root>/xtask`).
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask/ has a parent directory")
-        .to_path_buf()
-}
+/// Every command's result: the error is what to tell the user.
+pub type Result<T = ()> = std::result::Result<T, String>;
 
 pub fn step(what: &str) {
     eprintln!("==> {what}");
@@ -94,4 +89,17 @@ fn count_before(text: &str, label: &str) -> u64 {
         })
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The working tree's changes to tracked files, as `git diff` prints them
+/// (empty outside a git checkout).
+pub fn tracked_changes() -> Result<String> {
+    if !root().join(".git").exists() {
+        return Ok(String::new());
+    }
+    let mut command = Command::new("git");
+    command
+        .args(["diff", "HEAD", "--binary"])
+        .current_dir(root());
+    output(command)
 }

@@ -2,28 +2,19 @@
 //! "is exactly this version there?", and only a "no" installs anything.
 //! Everything goes under `.tools/` in the repository, never into your system.
 
+use crate::run::Result;
 use crate::run::{self, root};
-use crate::Result;
 use std::path::PathBuf;
 use std::process::Command;
 
-pub const WASM_TARGET: &str = "wasm32-wasip1";
+use project::step::WASM_TARGET;
 // mdbook-admonish 1.20.0, its newest release, does not work with mdBook
 // 0.5, so the book stays on mdBook 0.4.
 const MDBOOK: (&str, &str) = ("mdbook", "0.4.52");
 const MDBOOK_ADMONISH: (&str, &str) = ("mdbook-admonish", "1.20.0");
 // The newest mdbook-linkcheck; built against the mdBook 0.4 library.
 const MDBOOK_LINKCHECK: (&str, &str) = ("mdbook-linkcheck", "0.7.7");
-const ENVOY_VERSION: &str = "1.40.0";
-
-pub fn ensure_all() -> Result {
-    ensure_wasm_target()?;
-    ensure_mdbook_and_linkcheck()?;
-    ensure_envoy()?;
-    ensure_command("curl", "the check scripts use it: apt-get install curl")?;
-    ensure_browser()?;
-    Ok(())
-}
+use project::envoy::VERSION as ENVOY_VERSION;
 
 /// Debian's Chromium (or `$CHROMIUM`) and playwright-core from
 /// tests/browser/package-lock.json, for the browser check of the book.
@@ -38,7 +29,7 @@ pub fn ensure_browser() -> Result {
             format!("{e}\n(the browser check needs Chromium: run `apt-get install chromium` as root, or set CHROMIUM=/path/to/chromium)")
         })?;
     }
-    ensure_command(
+    project::require_command(
         "node",
         "the browser check runs on Node.js: install nodejs and npm",
     )?;
@@ -94,9 +85,7 @@ pub fn ensure_bench_tools() -> Result {
     )
 }
 
-fn tools_dir() -> PathBuf {
-    root().join(".tools")
-}
+use project::tools_dir;
 
 pub fn ensure_wasm_target() -> Result {
     let installed = run::output({
@@ -171,20 +160,6 @@ fn ensure_cargo_tools(tools: &[(&str, &str)]) -> Result {
     run::cargo(&args, None)
 }
 
-/// The Envoy to run: `$ENVOY` if set, else the project venv's `envoy`
-/// command (the one the book tells readers to put on their PATH).
-pub fn envoy_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("ENVOY") {
-        return Ok(PathBuf::from(path));
-    }
-    let envoy = tools_dir().join("venv/bin/envoy");
-    if envoy.is_file() {
-        Ok(envoy)
-    } else {
-        Err("Envoy is not installed in .tools/venv: run `cargo xtask test`".to_owned())
-    }
-}
-
 pub fn ensure_envoy() -> Result {
     if let Some(path) = std::env::var_os("ENVOY") {
         let path = PathBuf::from(path);
@@ -195,7 +170,9 @@ pub fn ensure_envoy() -> Result {
             Err(format!("ENVOY={} does not run", path.display()))
         };
     }
-    if envoy_binary().is_ok_and(|envoy| reports_version(&envoy, &format!("/{ENVOY_VERSION}/"))) {
+    if project::envoy::binary()
+        .is_ok_and(|envoy| reports_version(&envoy, &format!("/{ENVOY_VERSION}/")))
+    {
         return Ok(());
     }
     run::step(&format!(
@@ -218,7 +195,7 @@ pub fn ensure_envoy() -> Result {
         ])
         .arg(root().join("xtask/envoy-requirements.txt"));
     run::status(command)?;
-    let envoy = envoy_binary()?;
+    let envoy = project::envoy::binary()?;
     if !reports_version(&envoy, &format!("/{ENVOY_VERSION}/")) {
         return Err(format!("{} is not Envoy {ENVOY_VERSION}", envoy.display()));
     }
@@ -247,17 +224,5 @@ pub fn ensure_go() -> Result {
             "Go 1.24 or newer is needed for code/go-auth; found: {}",
             version.trim()
         )),
-    }
-}
-
-pub fn ensure_command(name: &str, hint: &str) -> Result {
-    let found = Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if found {
-        Ok(())
-    } else {
-        Err(format!("`{name}` was not found; {hint}"))
     }
 }

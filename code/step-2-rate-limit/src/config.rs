@@ -35,7 +35,6 @@ fn default_window_seconds() -> u64 {
 pub const MAX_WINDOW_SECONDS: u64 = 86_400;
 // ANCHOR_END: defaults
 
-// ANCHOR: auth_config
 /// The checked configuration every request of this VM reads.
 #[derive(Debug)]
 pub struct AuthConfig {
@@ -51,9 +50,7 @@ pub struct RateLimit {
     pub requests: u64,
     pub window_seconds: u64,
 }
-// ANCHOR_END: auth_config
 
-// ANCHOR: config_error
 /// Why a configuration was refused. The messages never contain a key.
 #[derive(Debug, PartialEq)]
 pub enum ConfigError {
@@ -86,9 +83,7 @@ impl fmt::Display for ConfigError {
         }
     }
 }
-// ANCHOR_END: config_error
 
-// ANCHOR: parse
 impl AuthConfig {
     pub fn parse(bytes: Option<&[u8]>) -> Result<Self, ConfigError> {
         let bytes = bytes.ok_or(ConfigError::Missing)?;
@@ -128,9 +123,7 @@ impl AuthConfig {
         })
     }
 }
-// ANCHOR_END: parse
 
-// ANCHOR: list_of_strings
 /// serde's own type errors quote the offending value, which for
 /// `valid_keys` would be a key. Replace them with a message that quotes nothing.
 fn list_of_strings<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
@@ -138,7 +131,6 @@ fn list_of_strings<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Str
     serde_json::from_value(value)
         .map_err(|_| serde::de::Error::custom("`valid_keys` must be a list of strings"))
 }
-// ANCHOR_END: list_of_strings
 
 #[cfg(test)]
 mod tests {

@@ -7,14 +7,11 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;
 
-// ANCHOR: auth_status_header
 /// The header this plugin sets for the upstream. Setting it replaces every
 /// copy a client sent, and a rejected request never reaches the upstream, so
 /// upstreams can trust it.
 const AUTH_STATUS_HEADER: &str = "x-auth-status";
-// ANCHOR_END: auth_status_header
 
-// ANCHOR: verdict
 /// What the plugin decided about one request, kept for the access log line.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Verdict {
@@ -25,9 +22,7 @@ enum Verdict {
     UnknownKey,
     NotConfigured,
 }
-// ANCHOR_END: verdict
 
-// ANCHOR: filter
 pub struct AuthFilter {
     config: Option<Rc<AuthConfig>>,
     verdict: Verdict,
@@ -44,9 +39,7 @@ impl AuthFilter {
         }
     }
 }
-// ANCHOR_END: filter
 
-// ANCHOR: check_key
 /// Decides from the raw header bytes. A value that is not UTF-8 cannot be
 /// one of the configured keys (they are JSON strings), so it is unknown.
 fn check_key(config: &AuthConfig, value: Option<&[u8]>) -> Verdict {
@@ -58,9 +51,7 @@ fn check_key(config: &AuthConfig, value: Option<&[u8]>) -> Verdict {
         },
     }
 }
-// ANCHOR_END: check_key
 
-// ANCHOR: reject
 impl AuthFilter {
     /// Answers the client directly; the request never reaches the upstream.
     fn reject(&self, status: u32, body: &[u8]) -> Action {
@@ -72,7 +63,6 @@ impl AuthFilter {
         Action::Pause
     }
 }
-// ANCHOR_END: reject
 
 // ANCHOR: count_request
 impl AuthFilter {
@@ -130,7 +120,6 @@ fn quota_header(remaining: u64, reset: u64) -> String {
 
 impl Context for AuthFilter {}
 
-// ANCHOR: on_http_request_headers
 impl HttpContext for AuthFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(config) = self.config.clone() else {
@@ -161,7 +150,6 @@ impl HttpContext for AuthFilter {
             }
         }
     }
-    // ANCHOR_END: on_http_request_headers
 
     // ANCHOR: on_http_response_headers
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -173,12 +161,10 @@ impl HttpContext for AuthFilter {
     }
     // ANCHOR_END: on_http_response_headers
 
-    // ANCHOR: on_log
     fn on_log(&mut self) {
         log::info!("request completed, verdict {:?}", self.verdict);
     }
 }
-// ANCHOR_END: on_log
 
 #[cfg(test)]
 mod tests {

@@ -11,16 +11,13 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use std::rc::Rc;
 
-// ANCHOR: main
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_context_id| -> Box<dyn RootContext> {
         Box::new(AuthRoot { config: None })
     });
 }}
-// ANCHOR_END: main
 
-// ANCHOR: root
 /// One per plugin per VM: Envoy runs a VM per worker thread, so each worker
 /// has its own root context, configured from the same JSON.
 struct AuthRoot {
@@ -38,9 +35,7 @@ impl AuthRoot {
         AuthFilter::new(self.config.clone())
     }
 }
-// ANCHOR_END: root
 
-// ANCHOR: on_configure
 impl RootContext for AuthRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         match AuthConfig::parse(self.get_plugin_configuration().as_deref()) {
@@ -70,9 +65,7 @@ impl RootContext for AuthRoot {
             }
         }
     }
-    // ANCHOR_END: on_configure
 
-    // ANCHOR: create_http_context
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(self.new_filter()))
     }
@@ -81,7 +74,6 @@ impl RootContext for AuthRoot {
         Some(ContextType::HttpContext)
     }
 }
-// ANCHOR_END: create_http_context
 
 #[cfg(test)]
 mod tests {

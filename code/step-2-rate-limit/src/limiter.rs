@@ -62,7 +62,6 @@ pub fn next_count(stored: Counter, window: u64, limit: u64) -> Option<Counter> {
 }
 // ANCHOR_END: next_count
 
-// ANCHOR: outcome
 pub enum Outcome {
     /// Counted. `remaining` more requests fit in this window, which ends in
     /// `reset` seconds.
@@ -72,7 +71,6 @@ pub enum Outcome {
     /// The shared data could not be read or written.
     Unavailable(String),
 }
-// ANCHOR_END: outcome
 
 // ANCHOR: shared_key
 /// The shared-data entry of an API key. The key is hashed so that the

@@ -34,7 +34,6 @@ fn default_timeout_ms() -> u64 {
 pub const MAX_TIMEOUT_MS: u64 = 10_000;
 // ANCHOR_END: raw_config
 
-// ANCHOR: auth_config
 /// The checked configuration every request of this VM reads.
 #[derive(Debug)]
 pub struct AuthConfig {
@@ -45,9 +44,7 @@ pub struct AuthConfig {
     pub auth_path: String,
     pub timeout: Duration,
 }
-// ANCHOR_END: auth_config
 
-// ANCHOR: config_error
 /// Why a configuration was refused.
 #[derive(Debug, PartialEq)]
 pub enum ConfigError {
@@ -77,9 +74,7 @@ impl fmt::Display for ConfigError {
         }
     }
 }
-// ANCHOR_END: config_error
 
-// ANCHOR: parse
 impl AuthConfig {
     pub fn parse(bytes: Option<&[u8]>) -> Result<Self, ConfigError> {
         let bytes = bytes.ok_or(ConfigError::Missing)?;
@@ -120,7 +115,6 @@ impl AuthConfig {
         })
     }
 }
-// ANCHOR_END: parse
 
 #[cfg(test)]
 mod tests {

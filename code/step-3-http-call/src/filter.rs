@@ -18,7 +18,6 @@ const AUTH_STATUS_HEADER: &str = "x-auth-status";
 /// needs 14 bytes, and a service sending megabytes is not answering this.
 const MAX_ANSWER_BYTES: usize = 4096;
 
-// ANCHOR: verdict
 /// What the plugin decided about one request, kept for the access log line.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Verdict {
@@ -30,9 +29,7 @@ enum Verdict {
     AuthServiceFailed,
     NotConfigured,
 }
-// ANCHOR_END: verdict
 
-// ANCHOR: filter
 pub struct AuthFilter {
     config: Option<Rc<AuthConfig>>,
     verdict: Verdict,
@@ -49,7 +46,6 @@ impl AuthFilter {
         }
     }
 }
-// ANCHOR_END: filter
 
 // ANCHOR: read_key
 enum KeyHeader<'a> {
@@ -118,7 +114,6 @@ fn interpret(status: Option<&[u8]>, body: Option<&[u8]>) -> AuthAnswer {
 }
 // ANCHOR_END: interpret
 
-// ANCHOR: reject
 impl AuthFilter {
     /// Answers the client directly; the request never reaches the upstream.
     fn reject(&mut self, verdict: Verdict, status: u32, body: &[u8]) -> Action {
@@ -131,7 +126,6 @@ impl AuthFilter {
         Action::Pause
     }
 }
-// ANCHOR_END: reject
 
 // ANCHOR: ask_auth_service
 impl AuthFilter {

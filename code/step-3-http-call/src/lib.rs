@@ -9,16 +9,13 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use std::rc::Rc;
 
-// ANCHOR: main
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_context_id| -> Box<dyn RootContext> {
         Box::new(AuthRoot { config: None })
     });
 }}
-// ANCHOR_END: main
 
-// ANCHOR: root
 /// One per plugin per VM: Envoy runs a VM per worker thread, so each worker
 /// has its own root context, configured from the same JSON.
 struct AuthRoot {
@@ -28,9 +25,7 @@ struct AuthRoot {
 }
 
 impl Context for AuthRoot {}
-// ANCHOR_END: root
 
-// ANCHOR: on_configure
 impl RootContext for AuthRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         match AuthConfig::parse(self.get_plugin_configuration().as_deref()) {
@@ -52,9 +47,7 @@ impl RootContext for AuthRoot {
             }
         }
     }
-    // ANCHOR_END: on_configure
 
-    // ANCHOR: create_http_context
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(AuthFilter::new(self.config.clone())))
     }
@@ -63,4 +56,3 @@ impl RootContext for AuthRoot {
         Some(ContextType::HttpContext)
     }
 }
-// ANCHOR_END: create_http_context

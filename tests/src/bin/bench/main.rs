@@ -43,12 +43,14 @@ const DO_NOTHING: [variants::Patch; 2] = [
     },
 ];
 
-fn plugin_json(keys: &[String], extra: &str) -> String {
-    let list: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
-    format!(
-        r#"{{"header_name": "x-api-key", "valid_keys": [{}]{extra}}}"#,
-        list.join(",")
-    )
+/// The plugin's configuration: these keys, plus the `extra` fields (a
+/// JSON object) for step 2's limit. serde_json escapes every key.
+fn plugin_json(keys: &[String], extra: serde_json::Value) -> String {
+    let mut config = json!({ "header_name": "x-api-key", "valid_keys": keys });
+    if let (Some(config), serde_json::Value::Object(extra)) = (config.as_object_mut(), extra) {
+        config.extend(extra);
+    }
+    config.to_string()
 }
 
 fn start(name: &str, filter: &Filter, concurrency: u32) -> Envoy {
@@ -84,7 +86,7 @@ fn main() {
     let naive = variants::build(
         "step-1-auth",
         "bench-copy-keys",
-        &variants::COPY_KEYS_PER_REQUEST,
+        &variants::naive::COPY_KEYS_PER_REQUEST,
     );
     let empty = variants::build("step-1-auth", "bench-do-nothing", &DO_NOTHING);
     let mut setups = Vec::new();
@@ -105,7 +107,7 @@ fn main() {
         });
     };
     for count in [3, 1_000, 100_000] {
-        let json = plugin_json(&keys(count), "");
+        let json = plugin_json(&keys(count), json!({}));
         add(
             format!("step 1, {count} keys"),
             "keys",
@@ -132,7 +134,7 @@ fn main() {
         );
     }
     let three = keys(3);
-    let json = plugin_json(&three, "");
+    let json = plugin_json(&three, json!({}));
     add(
         "Wasm plugin doing nothing".into(),
         "reference",
@@ -157,7 +159,7 @@ fn main() {
         1.0,
         Filter::Rbac { keys: &three },
     );
-    let json = plugin_json(&three, "");
+    let json = plugin_json(&three, json!({}));
     add(
         "step 1, 2 workers".into(),
         "rate-limit",
@@ -171,7 +173,7 @@ fn main() {
     );
     let json = plugin_json(
         &three,
-        r#", "requests_per_window": 1000000000, "window_seconds": 60"#,
+        json!({ "requests_per_window": 1_000_000_000, "window_seconds": 60 }),
     );
     add(
         "step 2, 2 workers".into(),

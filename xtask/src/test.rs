@@ -1,0 +1,126 @@
+//! `cargo xtask test`: the doc CI as stages that run in order, or one at a
+//! time with `--only <stage>`. Each stage installs only what it needs.
+
+use crate::run::{self, Result};
+use crate::{bench, book, steps, tools};
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stage {
+    /// The book's sources: includes name existing files and anchors, no pasted Rust
+    Sources,
+    /// Every step built, linted and unit-tested as its README says
+    Steps,
+    /// The tooling workspace: rustfmt and clippy
+    Lint,
+    /// The live-Envoy harness (outputs compared with src/captured/)
+    Harness,
+    /// The benchmark in quick mode
+    Bench,
+    /// The book built (no warnings, links checked) and opened in headless Chromium
+    Book,
+}
+
+const ALL: [Stage; 6] = [
+    Stage::Sources,
+    Stage::Steps,
+    Stage::Lint,
+    Stage::Harness,
+    Stage::Bench,
+    Stage::Book,
+];
+
+pub fn run(only: Option<Stage>) -> Result {
+    let stages: Vec<Stage> = match only {
+        Some(stage) => vec![stage],
+        None => ALL.to_vec(),
+    };
+    let before = run::tracked_changes()?;
+    let mut totals = None;
+    for stage in stages {
+        match stage {
+            Stage::Sources => book::check_sources()?,
+            Stage::Steps => steps::check_all()?,
+            Stage::Lint => lint()?,
+            Stage::Harness => totals = Some(harness(&[])?),
+            Stage::Bench => bench::run(true)?,
+            Stage::Book => {
+                book::build_and_check()?;
+                book::browser_check()?;
+            }
+        }
+    }
+    // A test run compares; it must not have rewritten any tracked file.
+    if run::tracked_changes()? != before {
+        return Err(
+            "the test run changed tracked files: a test compares, only `cargo xtask capture` \
+             rewrites (see `git diff`)"
+                .into(),
+        );
+    }
+    // The harness totals last, as the run's closing line.
+    if let Some((passed, failed)) = totals {
+        println!("harness: {passed} passed, {failed} failed");
+    }
+    Ok(())
+}
+
+fn lint() -> Result {
+    run::step("checking the tooling workspace (fmt, clippy)");
+    run::cargo(&["fmt", "--all", "--check"], None)?;
+    run::cargo(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        None,
+    )
+}
+
+/// What the harness needs: the target for the steps, Envoy, curl, Go.
+pub fn ensure_harness_tools() -> Result {
+    tools::ensure_wasm_target()?;
+    tools::ensure_envoy()?;
+    tools::ensure_go()?;
+    project::require_command("curl", "the check scripts use it: apt-get install curl")
+}
+
+/// The live tests. Two test threads: each test runs its own Envoy, and this
+/// is a 2-core machine.
+pub fn harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
+    ensure_harness_tools()?;
+    run::step("running the live-Envoy harness and the tooling's own tests (cargo test)");
+    let mut command = run::cargo_command(
+        &[
+            "test",
+            "--no-fail-fast",
+            "--package",
+            "harness",
+            "--package",
+            "project",
+            "--package",
+            "auth-service",
+            "--",
+            "--test-threads",
+            "2",
+        ],
+        None,
+    );
+    command.env("ENVOY", project::envoy::binary()?);
+    // Captures are rewritten only when `capture` asks for it, never because
+    // the caller's environment happens to set the variable.
+    command.env_remove("UPDATE_CAPTURES");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let (passed, failed) = run::cargo_test_totals(command)?;
+    if failed > 0 || passed == 0 {
+        println!("harness: {passed} passed, {failed} failed");
+        return Err("the harness did not pass".into());
+    }
+    Ok((passed, failed))
+}
