@@ -18,10 +18,12 @@ pub struct Patch {
 // ANCHOR: naive_non_utf8
 pub const READ_HEADER_AS_STRING: Patch = Patch {
     file: "src/filter.rs",
-    from: "let value = self.get_http_request_header_bytes(&config.header_name);
-        self.verdict = check_key(&config, value.as_deref());",
-    to: "let value = self.get_http_request_header(&config.header_name);
-        self.verdict = check_key(&config, value.as_deref().map(str::as_bytes));",
+    from: "let values = self.header_values(&config.header_name);",
+    to: "let values: Vec<Bytes> = self
+            .get_http_request_header(&config.header_name)
+            .into_iter()
+            .map(String::into_bytes)
+            .collect();",
 };
 // ANCHOR_END: naive_non_utf8
 
@@ -31,7 +33,7 @@ pub const LOG_THE_KEY: Patch = Patch {
     file: "src/filter.rs",
     from: r#"log::warn!("request with an unknown API key");"#,
     to: r#"log::warn!("request with an unknown API key: {}",
-                    String::from_utf8_lossy(value.as_deref().unwrap_or_default()));"#,
+                    String::from_utf8_lossy(values.concat().as_slice()));"#,
 };
 // ANCHOR_END: naive_logging
 

@@ -65,13 +65,29 @@ func (f *authFilter) OnHttpRequestHeaders(numHeaders int, endOfStream bool) type
 	if f.config == nil {
 		return f.reject("NotConfigured", 503, `{"error":"auth plugin is not configured"}`)
 	}
+	// Every value of the header: GetHttpRequestHeader returns only the
+	// first, and the upstream might read another one.
+	headers, err := proxywasm.GetHttpRequestHeaders()
+	if err != nil {
+		proxywasm.LogErrorf("could not read the request headers: %v", err)
+		return f.reject("Failed", 503, `{"error":"auth plugin failed"}`)
+	}
+	var values []string
+	for _, header := range headers {
+		if header[0] == f.config.headerName {
+			values = append(values, header[1])
+		}
+	}
+	if len(values) > 1 {
+		proxywasm.LogWarnf("request with `%s` more than once", f.config.headerName)
+		return f.reject("RepeatedKey", 400, `{"error":"API key sent more than once"}`)
+	}
 	// A Go string holds any bytes: a non-UTF-8 value is simply not in the map.
-	key, err := proxywasm.GetHttpRequestHeader(f.config.headerName)
-	if err != nil || key == "" {
+	if len(values) == 0 || values[0] == "" {
 		proxywasm.LogWarnf("request without `%s` header", f.config.headerName)
 		return f.reject("MissingKey", 401, `{"error":"missing API key"}`)
 	}
-	if _, ok := f.config.validKeys[key]; !ok {
+	if _, ok := f.config.validKeys[values[0]]; !ok {
 		// Never log the key itself, not even an invalid one.
 		proxywasm.LogWarn("request with an unknown API key")
 		return f.reject("UnknownKey", 403, `{"error":"invalid API key"}`)

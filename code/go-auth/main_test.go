@@ -54,6 +54,7 @@ func TestRequests(t *testing.T) {
 		{"unknown key", [][2]string{{"x-api-key", "nope"}}, 403},
 		{"non-UTF-8 key", [][2]string{{"x-api-key", "\xff\xfe"}}, 403},
 		{"valid key", [][2]string{{"x-api-key", "key-abc123"}, {"x-auth-status", "forged"}}, 0},
+		{"key sent twice", [][2]string{{"x-api-key", "key-abc123"}, {"x-api-key", "nope"}}, 400},
 	}
 	for _, c := range cases {
 		id := host.InitializeHttpContext()

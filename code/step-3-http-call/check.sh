@@ -73,6 +73,19 @@ expect "forged X-Auth-Status on /public/ ..." 200 '"path":"/public/info"' -- \
   -H 'X-Auth-Status: valid' "$BASE_URL/public/info"
 expect_absent "... does not reach the backend" '"x-auth-status"'
 
+# One credential, read one way: a key sent twice is refused, even with a
+# valid one among them, because the upstream might read the other one.
+expect "key sent twice -> 400" 400 '"API key sent more than once"' -- \
+  -H 'X-API-Key: key-abc123' -H 'X-API-Key: attacker' "$BASE_URL/api/users"
+expect "... in either order" 400 '"API key sent more than once"' -- \
+  -H 'X-API-Key: attacker' -H 'X-API-Key: key-abc123' "$BASE_URL/api/users"
+expect "... or as X_API_Key beside it -> 400" 400 '' -- \
+  -H 'X-API-Key: key-abc123' -H 'X_API_Key: attacker' "$BASE_URL/api/users"
+# The plugin reads every header to find repeated keys; a header name that is
+# not ASCII never gets that far: Envoy refuses the request.
+expect "header name that is not ASCII -> 400" 400 '' -- \
+  -H 'X-API-Key: key-abc123' -H $'X-\xff\xfe: 1' "$BASE_URL/api/users"
+
 # Bytes 0xFF 0xFE are not UTF-8: the plugin must answer, not crash.
 expect "non-UTF-8 key -> 403" 403 '"invalid API key"' -- \
   -H $'X-API-Key: \xff\xfe' "$BASE_URL/api/users"

@@ -48,3 +48,30 @@ pub fn is_ready(admin_port: u16) -> bool {
     let _ = stream.read_to_end(&mut answer);
     answer.starts_with(b"HTTP/1.1 200") || answer.starts_with(b"HTTP/1.0 200")
 }
+
+/// The release of the Envoy `binary` (`1.40.0`), from `envoy --version`:
+/// `<path>  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL`.
+pub fn release_of(binary: &std::path::Path) -> Option<String> {
+    let output = std::process::Command::new(binary)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // The line starts with the binary's own path, which has slashes too.
+    let (_, build) = text.split_once("version: ")?;
+    build.split('/').nth(1).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_release_is_read_from_envoys_version_line() {
+        let envoy = super::binary().unwrap_or_else(|why| panic!("{why}"));
+        let release = super::release_of(&envoy);
+        assert!(
+            release.as_deref().is_some_and(|r| r.starts_with("1.")),
+            "{}: {release:?}",
+            envoy.display()
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! ports, talks to them, and stops every process it started by PID.
 
 pub mod book;
+pub mod broken_service;
 pub mod capture;
 pub mod compat;
 pub mod envoy;

@@ -2,6 +2,7 @@
 //! backend and, for step 3, the auth service are listeners in that same
 //! configuration), on free loopback ports instead of the book's fixed ones.
 
+use crate::broken_service::{Behaviour, BrokenService};
 use crate::envoy::{Envoy, EnvoyConfig};
 use crate::paths;
 use crate::process::Server;
@@ -19,6 +20,8 @@ pub struct Stack {
     pub echo_port: u16,
     /// The harness's own auth service, when a test asked for one.
     pub auth_service: Option<Server>,
+    /// Or a service that breaks at the socket.
+    pub broken_service: Option<BrokenService>,
     pub dir: PathBuf,
 }
 
@@ -34,6 +37,9 @@ pub enum AuthService<'a> {
         keys: &'a [&'a str],
         args: &'a [&'a str],
     },
+    /// A service that accepts connections and then never answers, or closes
+    /// them at once.
+    Broken(Behaviour),
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -128,24 +134,34 @@ impl Stack {
         let mut config = EnvoyConfig::for_step(step);
         let model = Step::named(step)?;
         let (port, admin_port, echo_port) = use_free_ports(&mut config, &model);
-        let auth_service = match auth {
+        let (mut auth_service, mut broken_service) = (None, None);
+        let auth_port = match auth {
             AuthService::InConfig => None,
             AuthService::Controlled { keys, args } => {
-                let (server, auth_port) = start_auth_service(&dir, keys, args);
-                let endpoint = config
-                    .text()
-                    .lines()
-                    .rfind(|line| line.trim_start().starts_with(AUTH_CLUSTER_ENDPOINT))
-                    .expect("a step-3 config: its last cluster endpoint is the auth service")
-                    .to_owned();
-                let indent = &endpoint[..endpoint.len() - endpoint.trim_start().len()];
-                config.replace_once(
-                    &endpoint,
-                    &format!("{indent}{AUTH_CLUSTER_ENDPOINT}{auth_port} }} }} }}"),
-                );
-                Some(server)
+                let (server, port) = start_auth_service(&dir, keys, args);
+                auth_service = Some(server);
+                Some(port)
+            }
+            AuthService::Broken(behaviour) => {
+                let service = BrokenService::start(*behaviour);
+                let port = service.port;
+                broken_service = Some(service);
+                Some(port)
             }
         };
+        if let Some(auth_port) = auth_port {
+            let endpoint = config
+                .text()
+                .lines()
+                .rfind(|line| line.trim_start().starts_with(AUTH_CLUSTER_ENDPOINT))
+                .expect("a step-3 config: its last cluster endpoint is the auth service")
+                .to_owned();
+            let indent = &endpoint[..endpoint.len() - endpoint.trim_start().len()];
+            config.replace_once(
+                &endpoint,
+                &format!("{indent}{AUTH_CLUSTER_ENDPOINT}{auth_port} }} }} }}"),
+            );
+        }
         config.set_wasm(wasm);
         edit(&mut config);
         let envoy = Envoy::start(&config, port, admin_port, concurrency, &dir)?;
@@ -153,6 +169,7 @@ impl Stack {
             envoy,
             echo_port,
             auth_service,
+            broken_service,
             dir,
         })
     }

@@ -66,7 +66,7 @@ fn admin_stats_and_config_dump() {
         Some(200),
         "POST /logging?wasm=debug"
     );
-    capture::check_or_update(
+    capture::check_or_update_stats(
         "debugging/stats-wasm.txt",
         &stack.envoy.admin("/stats?filter=wasm"),
     );
@@ -241,7 +241,7 @@ fn failure_policies_after_a_panic() {
                 .filter(|l| !l.contains("backoff"))
                 .map(|l| format!("{l}\n"))
                 .collect();
-            capture::check_or_update("debugging/stats-reload.txt", &reloads);
+            capture::check_or_update_stats("debugging/stats-reload.txt", &reloads);
         }
     }
     // What the chapter promises: never 200 for the crashing request, and

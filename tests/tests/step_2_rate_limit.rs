@@ -4,7 +4,7 @@ use harness::capture;
 use harness::envoy::EnvoyConfig;
 use harness::http;
 use harness::load;
-use harness::stack::Stack;
+use harness::stack::{self, Stack};
 use harness::steps;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -133,4 +133,72 @@ fn unknown_keys_are_not_counted() {
         })
         .collect();
     assert_eq!(statuses, [200, 200, 200, 429]);
+}
+
+/// The step-2 config with a second listener running the same plugin, whose
+/// VMs have `vm_id: <second_vm_id>`; returns the second listener's port.
+fn add_second_listener(config: &mut EnvoyConfig, second_vm_id: &str) -> u16 {
+    let text = config.text().to_owned();
+    let start = text
+        .find("  - name: http\n")
+        .expect("the plugin's listener");
+    let end = start
+        + text[start..]
+            .find("\n  # The upstream")
+            .or_else(|| text[start..].find("\n  - name: echo\n"))
+            .expect("the listener ends where the echo backend starts");
+    let listener = &text[start..end];
+    let port_line = listener
+        .lines()
+        .find(|line| line.contains("port_value: "))
+        .expect("the listener's address");
+    let port = stack::free_port();
+    let second = listener
+        .replacen("- name: http", "- name: http-second", 1)
+        .replacen(
+            port_line,
+            &format!(
+                "    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}"
+            ),
+            1,
+        )
+        .replacen("vm_id: rate-limit", &format!("vm_id: {second_vm_id}"), 1);
+    assert!(second.contains(&format!("vm_id: {second_vm_id}")));
+    config.replace_once(listener, &format!("{listener}\n{second}"));
+    port
+}
+
+/// Shared data belongs to a `vm_id`, for the whole Envoy process: two
+/// listeners running step 2 share their counters when their VMs have the
+/// same `vm_id`, and count apart when they do not.
+#[test]
+fn counters_are_shared_by_vm_id_across_listeners() {
+    let key: &[(&str, &[u8])] = &[("x-api-key", b"key-abc123")];
+    for (second_vm_id, expected_on_second) in [("rate-limit", 429), ("another-plugin", 200)] {
+        let wasm = steps::build(STEP);
+        let json = plugin_config(&["key-abc123"], 3, 3600);
+        let mut second_port = 0;
+        let stack = Stack::start(
+            &format!("step2-vm-id-{second_vm_id}"),
+            STEP,
+            &wasm,
+            1,
+            |config: &mut EnvoyConfig| {
+                config.set_plugin_configuration(&json);
+                second_port = add_second_listener(config, second_vm_id);
+            },
+        )
+        .unwrap_or_else(|log| panic!("{log}"));
+        wait_for_room_in_window(3600, Duration::from_secs(60));
+        for _ in 0..3 {
+            let status = http::get(stack.envoy.port, "/api/users", key).map(|r| r.status);
+            assert_eq!(status.ok(), Some(200), "first listener");
+        }
+        let status = http::get(second_port, "/api/users", key).map(|r| r.status);
+        assert_eq!(
+            status.ok(),
+            Some(expected_on_second),
+            "second listener with vm_id `{second_vm_id}`"
+        );
+    }
 }

@@ -160,10 +160,12 @@ fn extract(archive: &Path) -> Result<PathBuf> {
         .ok_or_else(|| format!("{} holds no Go module", archive.display()))
 }
 
+/// The commit measured; `-dirty` when the working tree had changes (as it
+/// has when the page is rewritten before the commit that carries it).
 fn git_commit() -> Result<String> {
     let mut command = Command::new("git");
     command
-        .args(["rev-parse", "--short", "HEAD"])
+        .args(["describe", "--always", "--dirty", "--abbrev=7"])
         .current_dir(root());
     Ok(run::output(command)?.trim().to_owned())
 }

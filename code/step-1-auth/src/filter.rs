@@ -3,7 +3,7 @@
 
 use crate::config::AuthConfig;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::types::{Action, Bytes};
 use std::rc::Rc;
 
 // ANCHOR: auth_status_header
@@ -20,6 +20,7 @@ enum Verdict {
     Pending,
     Allowed,
     MissingKey,
+    RepeatedKey,
     UnknownKey,
     NotConfigured,
 }
@@ -42,21 +43,39 @@ impl AuthFilter {
 // ANCHOR_END: filter
 
 // ANCHOR: check_key
-/// Decides from the raw header bytes. A value that is not UTF-8 cannot be
-/// one of the configured keys (they are JSON strings), so it is unknown.
-fn check_key(config: &AuthConfig, value: Option<&[u8]>) -> Verdict {
-    match value {
-        None | Some(b"") => Verdict::MissingKey,
-        Some(bytes) => match std::str::from_utf8(bytes) {
+/// Decides from every value of the key header, as raw bytes. A value that
+/// is not UTF-8 cannot be one of the configured keys (they are JSON
+/// strings), so it is unknown. A key sent twice is refused even when one of
+/// the two is valid: the upstream might read the other one.
+fn check_key(config: &AuthConfig, values: &[Bytes]) -> Verdict {
+    match values {
+        [] => Verdict::MissingKey,
+        [value] if value.is_empty() => Verdict::MissingKey,
+        [value] => match std::str::from_utf8(value) {
             Ok(key) if config.valid_keys.contains(key) => Verdict::Allowed,
             _ => Verdict::UnknownKey,
         },
+        _ => Verdict::RepeatedKey,
     }
 }
 // ANCHOR_END: check_key
 
 // ANCHOR: reject
 impl AuthFilter {
+    /// Every value the request has for the header `name` (Envoy keeps
+    /// header names in lower case, as the configuration does), as bytes: the
+    /// SDK's `get_http_request_header` returns only the first value, and
+    /// panics when it is not UTF-8. (The SDK decodes header *names* as UTF-8
+    /// too; Envoy refuses a request whose header names are not ASCII before
+    /// any filter runs, and the check script proves it.)
+    fn header_values(&self, name: &str) -> Vec<Bytes> {
+        self.get_http_request_headers_bytes()
+            .into_iter()
+            .filter(|(header, _)| header == name)
+            .map(|(_, value)| value)
+            .collect()
+    }
+
     /// Answers the client directly; the request never reaches the upstream.
     fn reject(&self, status: u32, body: &[u8]) -> Action {
         self.send_http_response(
@@ -79,9 +98,8 @@ impl HttpContext for AuthFilter {
             return self.reject(503, br#"{"error":"auth plugin is not configured"}"#);
         };
 
-        // The _bytes variant: the plain one panics on a non-UTF-8 value.
-        let value = self.get_http_request_header_bytes(&config.header_name);
-        self.verdict = check_key(&config, value.as_deref());
+        let values = self.header_values(&config.header_name);
+        self.verdict = check_key(&config, &values);
 
         match self.verdict {
             Verdict::Allowed => {
@@ -91,6 +109,10 @@ impl HttpContext for AuthFilter {
             Verdict::MissingKey => {
                 log::warn!("request without `{}` header", config.header_name);
                 self.reject(401, br#"{"error":"missing API key"}"#)
+            }
+            Verdict::RepeatedKey => {
+                log::warn!("request with `{}` more than once", config.header_name);
+                self.reject(400, br#"{"error":"API key sent more than once"}"#)
             }
             // Never log the key itself, not even an invalid one: clients
             // paste real keys into the wrong header and into the wrong proxy.
@@ -125,13 +147,27 @@ mod tests {
     #[test]
     fn decides_from_raw_bytes() {
         let config = config();
-        assert_eq!(check_key(&config, None), Verdict::MissingKey);
-        assert_eq!(check_key(&config, Some(b"")), Verdict::MissingKey);
-        assert_eq!(check_key(&config, Some(b"key-abc123")), Verdict::Allowed);
-        assert_eq!(
-            check_key(&config, Some(b"key-abc1234")),
-            Verdict::UnknownKey
-        );
-        assert_eq!(check_key(&config, Some(b"\xff\xfe")), Verdict::UnknownKey);
+        let check = |values: &[&[u8]]| {
+            let values: Vec<Bytes> = values.iter().map(|v| v.to_vec()).collect();
+            check_key(&config, &values)
+        };
+        assert_eq!(check(&[]), Verdict::MissingKey);
+        assert_eq!(check(&[b""]), Verdict::MissingKey);
+        assert_eq!(check(&[b"key-abc123"]), Verdict::Allowed);
+        assert_eq!(check(&[b"key-abc1234"]), Verdict::UnknownKey);
+        assert_eq!(check(&[b"\xff\xfe"]), Verdict::UnknownKey);
+        assert_eq!(check(&[b"key-abc123,key-abc123"]), Verdict::UnknownKey);
+    }
+
+    #[test]
+    fn a_key_sent_twice_is_refused_even_when_valid() {
+        let config = config();
+        for values in [
+            vec![b"key-abc123".to_vec(), b"other".to_vec()],
+            vec![b"other".to_vec(), b"key-abc123".to_vec()],
+            vec![b"key-abc123".to_vec(), b"key-abc123".to_vec()],
+        ] {
+            assert_eq!(check_key(&config, &values), Verdict::RepeatedKey);
+        }
     }
 }

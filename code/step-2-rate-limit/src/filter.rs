@@ -4,7 +4,7 @@
 use crate::config::AuthConfig;
 use crate::limiter::{self, Outcome};
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::types::{Action, Bytes};
 use std::rc::Rc;
 
 /// The header this plugin sets for the upstream. Setting it replaces every
@@ -19,6 +19,7 @@ enum Verdict {
     Allowed,
     RateLimited,
     MissingKey,
+    RepeatedKey,
     UnknownKey,
     NotConfigured,
 }
@@ -40,19 +41,37 @@ impl AuthFilter {
     }
 }
 
-/// Decides from the raw header bytes. A value that is not UTF-8 cannot be
-/// one of the configured keys (they are JSON strings), so it is unknown.
-fn check_key(config: &AuthConfig, value: Option<&[u8]>) -> Verdict {
-    match value {
-        None | Some(b"") => Verdict::MissingKey,
-        Some(bytes) => match std::str::from_utf8(bytes) {
+/// Decides from every value of the key header, as raw bytes. A value that
+/// is not UTF-8 cannot be one of the configured keys (they are JSON
+/// strings), so it is unknown. A key sent twice is refused even when one of
+/// the two is valid: the upstream might read the other one.
+fn check_key(config: &AuthConfig, values: &[Bytes]) -> Verdict {
+    match values {
+        [] => Verdict::MissingKey,
+        [value] if value.is_empty() => Verdict::MissingKey,
+        [value] => match std::str::from_utf8(value) {
             Ok(key) if config.valid_keys.contains(key) => Verdict::Allowed,
             _ => Verdict::UnknownKey,
         },
+        _ => Verdict::RepeatedKey,
     }
 }
 
 impl AuthFilter {
+    /// Every value the request has for the header `name` (Envoy keeps
+    /// header names in lower case, as the configuration does), as bytes: the
+    /// SDK's `get_http_request_header` returns only the first value, and
+    /// panics when it is not UTF-8. (The SDK decodes header *names* as UTF-8
+    /// too; Envoy refuses a request whose header names are not ASCII before
+    /// any filter runs, and the check script proves it.)
+    fn header_values(&self, name: &str) -> Vec<Bytes> {
+        self.get_http_request_headers_bytes()
+            .into_iter()
+            .filter(|(header, _)| header == name)
+            .map(|(_, value)| value)
+            .collect()
+    }
+
     /// Answers the client directly; the request never reaches the upstream.
     fn reject(&self, status: u32, body: &[u8]) -> Action {
         self.send_http_response(
@@ -127,20 +146,23 @@ impl HttpContext for AuthFilter {
             return self.reject(503, br#"{"error":"auth plugin is not configured"}"#);
         };
 
-        // The _bytes variant: the plain one panics on a non-UTF-8 value.
-        let value = self.get_http_request_header_bytes(&config.header_name);
-        self.verdict = check_key(&config, value.as_deref());
+        let values = self.header_values(&config.header_name);
+        self.verdict = check_key(&config, &values);
 
         match self.verdict {
             Verdict::Allowed => {
-                // check_key accepted these bytes as UTF-8, so this borrows
-                // them without a copy or a change.
-                let key = String::from_utf8_lossy(value.as_deref().unwrap_or_default());
+                // check_key accepted this one value as UTF-8, so this
+                // borrows it without a copy or a change.
+                let key = String::from_utf8_lossy(values.first().map_or(&[][..], Vec::as_slice));
                 self.count_request(&config, &key)
             }
             Verdict::MissingKey => {
                 log::warn!("request without `{}` header", config.header_name);
                 self.reject(401, br#"{"error":"missing API key"}"#)
+            }
+            Verdict::RepeatedKey => {
+                log::warn!("request with `{}` more than once", config.header_name);
+                self.reject(400, br#"{"error":"API key sent more than once"}"#)
             }
             // Never log the key itself, not even an invalid one: clients
             // paste real keys into the wrong header and into the wrong proxy.
@@ -181,14 +203,17 @@ mod tests {
     #[test]
     fn decides_from_raw_bytes() {
         let config = config();
-        assert_eq!(check_key(&config, None), Verdict::MissingKey);
-        assert_eq!(check_key(&config, Some(b"")), Verdict::MissingKey);
-        assert_eq!(check_key(&config, Some(b"key-abc123")), Verdict::Allowed);
-        assert_eq!(
-            check_key(&config, Some(b"key-abc1234")),
-            Verdict::UnknownKey
-        );
-        assert_eq!(check_key(&config, Some(b"\xff\xfe")), Verdict::UnknownKey);
+        let check = |values: &[&[u8]]| {
+            let values: Vec<Bytes> = values.iter().map(|v| v.to_vec()).collect();
+            check_key(&config, &values)
+        };
+        assert_eq!(check(&[]), Verdict::MissingKey);
+        assert_eq!(check(&[b""]), Verdict::MissingKey);
+        assert_eq!(check(&[b"key-abc123"]), Verdict::Allowed);
+        assert_eq!(check(&[b"key-abc1234"]), Verdict::UnknownKey);
+        assert_eq!(check(&[b"\xff\xfe"]), Verdict::UnknownKey);
+        assert_eq!(check(&[b"key-abc123", b"other"]), Verdict::RepeatedKey);
+        assert_eq!(check(&[b"other", b"key-abc123"]), Verdict::RepeatedKey);
     }
 }
 // ANCHOR_END: all

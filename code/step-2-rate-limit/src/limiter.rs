@@ -74,8 +74,13 @@ pub enum Outcome {
 
 // ANCHOR: shared_key
 /// The shared-data entry of an API key. The key is hashed so that the
-/// secret itself is not stored where other plugins of the VM could read it;
-/// a 64-bit hash of a few thousand keys does not collide in practice.
+/// secret itself never sits in shared data, in plain sight of whatever can
+/// list its entries. The hash is unkeyed (`DefaultHasher::new()` is SipHash
+/// with fixed keys, the same in every VM, as it must be for all workers to
+/// find one entry), so it does not hide a key from someone who can read the
+/// entries and has a list of candidate keys: they can hash each candidate.
+/// Keeping other plugins out is the `vm_id`'s job. A 64-bit hash of a few
+/// thousand keys does not collide in practice.
 pub fn shared_key(api_key: &str) -> String {
     let mut hasher = DefaultHasher::new();
     api_key.hash(&mut hasher);

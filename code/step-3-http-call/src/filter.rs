@@ -5,7 +5,7 @@
 use crate::config::AuthConfig;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, BufferType, MapType};
+use proxy_wasm::types::{Action, BufferType, Bytes, MapType};
 use serde::Deserialize;
 use std::rc::Rc;
 
@@ -25,6 +25,7 @@ enum Verdict {
     WaitingForAuthService,
     Allowed,
     MissingKey,
+    RepeatedKey,
     UnknownKey,
     AuthServiceFailed,
     NotConfigured,
@@ -50,19 +51,24 @@ impl AuthFilter {
 // ANCHOR: read_key
 enum KeyHeader<'a> {
     Missing,
+    /// Sent more than once: refused even when one of them is valid, because
+    /// the upstream might read another one than the service checked.
+    Repeated,
     /// Not UTF-8, so it cannot be put in a JSON string, and cannot be one of
     /// the service's keys (they are JSON strings too).
     NotUtf8,
     Key(&'a str),
 }
 
-fn read_key(value: Option<&[u8]>) -> KeyHeader<'_> {
-    match value {
-        None | Some(b"") => KeyHeader::Missing,
-        Some(bytes) => match std::str::from_utf8(bytes) {
+fn read_key(values: &[Bytes]) -> KeyHeader<'_> {
+    match values {
+        [] => KeyHeader::Missing,
+        [value] if value.is_empty() => KeyHeader::Missing,
+        [value] => match std::str::from_utf8(value) {
             Ok(key) => KeyHeader::Key(key),
             Err(_) => KeyHeader::NotUtf8,
         },
+        _ => KeyHeader::Repeated,
     }
 }
 // ANCHOR_END: read_key
@@ -92,24 +98,47 @@ struct ValidateResponse {
 }
 
 fn interpret(status: Option<&[u8]>, body: Option<&[u8]>) -> AuthAnswer {
+    let body = body.unwrap_or_default();
     match status {
-        // Envoy calls back without headers when the call failed: connection
-        // refused or reset, or the timeout expired.
-        None => AuthAnswer::Unavailable("no response (refused, reset or timed out)".into()),
-        Some(b"200") => {
-            match serde_json::from_slice::<ValidateResponse>(body.unwrap_or_default()) {
-                Ok(ValidateResponse { valid: true }) => AuthAnswer::Valid,
-                Ok(ValidateResponse { valid: false }) => AuthAnswer::Invalid,
-                Err(_) => {
-                    AuthAnswer::Unavailable("200 with a body that is not {\"valid\": bool}".into())
-                }
+        // Only a call whose stream was reset comes back without headers.
+        None => AuthAnswer::Unavailable("the call was reset: no response headers".into()),
+        Some(b"200") => match serde_json::from_slice::<ValidateResponse>(body) {
+            Ok(ValidateResponse { valid: true }) => AuthAnswer::Valid,
+            Ok(ValidateResponse { valid: false }) => AuthAnswer::Invalid,
+            Err(_) => {
+                AuthAnswer::Unavailable("200 with a body that is not {\"valid\": bool}".into())
             }
-        }
+        },
         Some(b"401") | Some(b"403") => AuthAnswer::Invalid,
-        Some(other) => AuthAnswer::Unavailable(format!(
-            "answered status {}",
-            String::from_utf8_lossy(other)
-        )),
+        Some(other) => AuthAnswer::Unavailable(match envoy_reason(other, body) {
+            Some(reason) => reason,
+            None => format!(
+                "the auth service answered status {}",
+                String::from_utf8_lossy(other)
+            ),
+        }),
+    }
+}
+
+/// When Envoy's HTTP client gets no answer from the service, it answers the
+/// call itself, as a router answers a client: 503 when the connection
+/// failed or closed before the answer, 504 when the call's timeout expired.
+/// Its body says which. Only Envoy's own text is ever logged: a service's
+/// body might quote the key.
+fn envoy_reason(status: &[u8], body: &[u8]) -> Option<String> {
+    const CONNECT: &[u8] = b"upstream connect error or disconnect/reset before headers.";
+    match status {
+        b"503" if body.starts_with(CONNECT) => {
+            let detail = String::from_utf8_lossy(&body[CONNECT.len()..]);
+            let detail: String = detail.trim().chars().take(160).collect();
+            Some(format!(
+                "status 503 from Envoy, which could not get an answer ({detail})"
+            ))
+        }
+        b"504" if body == b"upstream request timeout" => {
+            Some("status 504 from Envoy: no answer within the call's timeout".into())
+        }
+        _ => None,
     }
 }
 // ANCHOR_END: interpret
@@ -202,6 +231,7 @@ impl Context for AuthFilter {
                 self.reject(Verdict::UnknownKey, 403, br#"{"error":"invalid API key"}"#);
             }
             // Fail closed: when in doubt, the request does not go through.
+            // The reason names what happened, never what the service said.
             AuthAnswer::Unavailable(reason) => {
                 log::error!("auth service unusable: {reason}; request refused");
                 self.reject(
@@ -226,11 +256,27 @@ impl HttpContext for AuthFilter {
             );
         };
 
-        let value = self.get_http_request_header_bytes(&config.header_name);
-        match read_key(value.as_deref()) {
+        // Every value, as bytes: the SDK's `get_http_request_header` returns
+        // only the first one, and panics when it is not UTF-8. (Header names
+        // are ASCII: Envoy refuses other requests before any filter runs.)
+        let values: Vec<Bytes> = self
+            .get_http_request_headers_bytes()
+            .into_iter()
+            .filter(|(header, _)| *header == config.header_name)
+            .map(|(_, value)| value)
+            .collect();
+        match read_key(&values) {
             KeyHeader::Missing => {
                 log::warn!("request without `{}` header", config.header_name);
                 self.reject(Verdict::MissingKey, 401, br#"{"error":"missing API key"}"#)
+            }
+            KeyHeader::Repeated => {
+                log::warn!("request with `{}` more than once", config.header_name);
+                self.reject(
+                    Verdict::RepeatedKey,
+                    400,
+                    br#"{"error":"API key sent more than once"}"#,
+                )
             }
             KeyHeader::NotUtf8 => {
                 log::warn!("request with an API key that is not UTF-8");
@@ -286,6 +332,42 @@ mod tests {
                 "{status:?} {body:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_key_sent_twice_is_refused_even_when_valid() {
+        let twice = [b"key-abc123".to_vec(), b"other".to_vec()];
+        assert!(matches!(read_key(&twice), KeyHeader::Repeated));
+        assert!(matches!(read_key(&[]), KeyHeader::Missing));
+        assert!(matches!(read_key(&[Vec::new()]), KeyHeader::Missing));
+        assert!(matches!(read_key(&[b"\xff".to_vec()]), KeyHeader::NotUtf8));
+        assert!(matches!(
+            read_key(&[b"key-abc123".to_vec()]),
+            KeyHeader::Key("key-abc123")
+        ));
+    }
+
+    #[test]
+    fn envoys_own_answers_are_named_and_a_services_body_is_never_quoted() {
+        let reason = |status: &[u8], body: &[u8]| match interpret(Some(status), Some(body)) {
+            AuthAnswer::Unavailable(reason) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            reason(b"504", b"upstream request timeout"),
+            "status 504 from Envoy: no answer within the call's timeout"
+        );
+        assert_eq!(
+            reason(
+                b"503",
+                b"upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+            ),
+            "status 503 from Envoy, which could not get an answer (reset reason: connection termination)"
+        );
+        assert_eq!(
+            reason(b"503", br#"{"error": "no such key: key-abc123"}"#),
+            "the auth service answered status 503"
+        );
     }
 }
 // ANCHOR_END: all

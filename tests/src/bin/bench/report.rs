@@ -39,10 +39,6 @@ fn kib(bytes: &Value) -> String {
     format!("{:.1} KiB", bytes.as_f64().unwrap_or(0.0) / 1024.0)
 }
 
-fn find<'a>(cpu: &'a [Value], name: &str) -> Option<&'a Value> {
-    cpu.iter().find(|row| row["name"] == name)
-}
-
 fn us(value: &Value) -> f64 {
     value.as_f64().unwrap_or(f64::NAN)
 }
@@ -125,45 +121,7 @@ pub fn write(out: &Path, results: &Value) {
     }
     write_file("cpu.md", table);
 
-    write_file("goals.md", goals(results, &cpu));
     write_file("keys.svg", keys_chart(&cpu));
-}
-
-fn goals(results: &Value, cpu: &[Value]) -> String {
-    let added = |name: &str| find(cpu, name).map_or(f64::NAN, |row| us(&row["added_us"]));
-    let step_1 = added("step 1, 3 keys");
-    let step_1_100k = added("step 1, 100000 keys");
-    let lua = added("Lua filter, 3 keys");
-    let size = results["sizes"]
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["step"] == "step-1-auth"))
-        .map_or(f64::NAN, |r| us(&r["bytes"]));
-    let growth = (step_1_100k - step_1) / step_1 * 100.0;
-    let verdict = |met: bool| if met { "met" } else { "**missed**" };
-    let mut text = String::from("| goal | measured | |\n|---|---|---|\n");
-    let _ = writeln!(
-        text,
-        "| step 1 adds ≤ 5 µs CPU per request | {step_1:.1} µs | {} |",
-        verdict(step_1 <= 5.0)
-    );
-    let _ = writeln!(
-        text,
-        "| flat within 10 % from 3 to 100,000 keys | {step_1:.1} → {step_1_100k:.1} µs ({growth:+.0} %) | {} |",
-        verdict(growth.abs() <= 10.0)
-    );
-    let _ = writeln!(
-        text,
-        "| not slower than the Lua filter | {step_1:.1} µs vs {lua:.1} µs | {} |",
-        verdict(step_1 <= lua)
-    );
-    let _ = writeln!(
-        text,
-        "| step-1 `.wasm` ≤ 100 KB | {:.1} KB ({:.0} bytes) | {} |",
-        size / 1000.0,
-        size,
-        verdict(size <= 100_000.0)
-    );
-    text
 }
 
 /// Added CPU per request against the number of keys, both axes logarithmic:
