@@ -425,61 +425,54 @@ fn all_imports(imports: &[(String, Vec<String>)]) -> Vec<String> {
     all
 }
 
-/// The results of one step's table of the page, in one release's column:
-/// (check, cell) rows.
-pub fn page_column(page: &str, step: &str, release: &str) -> Vec<(String, String)> {
-    let mut lines = page
-        .lines()
-        .skip_while(|line| line.trim() != format!("#### {step}"))
-        .skip(1)
-        .skip_while(|line| line.trim().is_empty());
+/// The cells of a markdown table row.
+fn cells(line: &str) -> Vec<&str> {
+    line.split(" | ")
+        .map(|cell| cell.trim_matches(|c| c == '|' || c == ' '))
+        .collect()
+}
+
+/// The (first cell, cell of `column`) pairs of the table whose header row is
+/// the first of `lines`.
+fn table_column<'a>(
+    mut lines: impl Iterator<Item = &'a str>,
+    column: &str,
+) -> Vec<(String, String)> {
     let Some(header) = lines.next() else {
         return Vec::new();
     };
-    let columns: Vec<&str> = header
-        .split(" | ")
-        .map(|c| c.trim_matches(|c| c == '|' || c == ' '))
-        .collect();
-    let Some(index) = columns.iter().position(|c| *c == release) else {
+    let Some(index) = cells(header).iter().position(|c| *c == column) else {
         return Vec::new();
     };
     lines
         .skip(1)
         .take_while(|line| line.starts_with('|'))
         .filter_map(|line| {
-            let cells: Vec<&str> = line
-                .split(" | ")
-                .map(|c| c.trim_matches(|c| c == '|' || c == ' '))
-                .collect();
-            Some((cells.first()?.to_string(), cells.get(index)?.to_string()))
+            let row = cells(line);
+            Some((row.first()?.to_string(), row.get(index)?.to_string()))
         })
         .collect()
 }
 
+/// The results of one step's table of the page, in one release's column:
+/// (check, cell) rows.
+pub fn page_column(page: &str, step: &str, release: &str) -> Vec<(String, String)> {
+    let lines = page
+        .lines()
+        .skip_while(|line| line.trim() != format!("#### {step}"))
+        .skip(1)
+        .skip_while(|line| line.trim().is_empty());
+    table_column(lines, release)
+}
+
 /// The imports the page's ABI table says `step` needs.
 pub fn page_imports(page: &str, step: &str) -> Vec<String> {
-    let mut lines = page
+    let lines = page
         .lines()
         .skip_while(|line| !line.starts_with("| import |"));
-    let Some(header) = lines.next() else {
-        return Vec::new();
-    };
-    let columns: Vec<&str> = header
-        .split(" | ")
-        .map(|c| c.trim_matches(|c| c == '|' || c == ' '))
-        .collect();
-    let Some(index) = columns.iter().position(|c| *c == step) else {
-        return Vec::new();
-    };
-    lines
-        .skip(1)
-        .take_while(|line| line.starts_with('|'))
-        .filter_map(|line| {
-            let cells: Vec<&str> = line
-                .split(" | ")
-                .map(|c| c.trim_matches(|c| c == '|' || c == ' '))
-                .collect();
-            (cells.get(index)? == &"needs").then(|| cells[0].trim_matches('`').to_owned())
-        })
+    table_column(lines, step)
+        .into_iter()
+        .filter(|(_, cell)| cell == "needs")
+        .map(|(import, _)| import.trim_matches('`').to_owned())
         .collect()
 }

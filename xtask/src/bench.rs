@@ -13,18 +13,7 @@ pub fn run(quick: bool) -> Result {
     } else {
         "running the benchmark (several minutes; the numbers land in src/captured/bench/)"
     });
-    let mut command = run::cargo_command(
-        &[
-            "run",
-            "--quiet",
-            "--package",
-            "harness",
-            "--bin",
-            "bench",
-            "--",
-        ],
-        None,
-    );
+    let mut command = run::harness_binary("bench");
     if quick {
         command.arg("--quick");
     }

