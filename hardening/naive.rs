@@ -109,3 +109,43 @@ pub const RESUME_ON_FAILURE: Patch = Patch {
                 return;"#,
 };
 // ANCHOR_END: naive_resume
+
+/// Step 4 passing each piece of the body on as soon as it has hashed it,
+/// and deciding at the end: by then the upstream has most of a body that
+/// may be forged.
+// ANCHOR: naive_pass_body_on
+pub const PASS_BODY_ON_WHILE_HASHING: Patch = Patch {
+    file: "src/filter.rs",
+    from: "        if end_of_stream {
+            self.finish()
+        } else {
+            Action::Pause
+        }",
+    to: "        if end_of_stream {
+            self.finish()
+        } else {
+            Action::Continue
+        }",
+};
+// ANCHOR_END: naive_pass_body_on
+
+/// Step 4 without `on_http_request_trailers`: the SDK's default answer,
+/// `Continue`, sends a body followed by trailers on unverified.
+// ANCHOR: naive_no_trailers
+pub const NO_TRAILERS_CALLBACK: Patch = Patch {
+    file: "src/filter.rs",
+    from: "fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {",
+    to: "fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        #[allow(unreachable_code)]
+        return Action::Continue; // what the SDK does when this method is left out",
+};
+// ANCHOR_END: naive_no_trailers
+
+/// Step 4's body-rewriting example keeping the client's `content-length`.
+// ANCHOR: naive_keep_content_length
+pub const KEEP_CONTENT_LENGTH: Patch = Patch {
+    file: "examples/redact-body.rs",
+    from: "self.set_http_request_header(\"content-length\", None);",
+    to: "// (content-length left as the client sent it)",
+};
+// ANCHOR_END: naive_keep_content_length

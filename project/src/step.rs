@@ -136,6 +136,7 @@ mod tests {
             "step-1-auth",
             "step-2-rate-limit",
             "step-3-http-call",
+            "step-4-signed-body",
             "go-auth",
         ] {
             assert!(names.iter().any(|name| name == expected), "{names:?}");

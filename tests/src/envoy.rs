@@ -45,6 +45,25 @@ impl EnvoyConfig {
         self.text = self.text.replace(&from, &format!("port_value: {to} "));
     }
 
+    /// Points the `backend` cluster (the echo listener, in the book's
+    /// configs) at `port` instead.
+    pub fn set_backend_port(&mut self, port: u16) {
+        let start = self
+            .text
+            .find("cluster_name: backend")
+            .expect("a `backend` cluster");
+        let offset = self.text[start..]
+            .find("port_value: ")
+            .expect("an endpoint in the backend cluster")
+            + start
+            + "port_value: ".len();
+        let end = offset
+            + self.text[offset..]
+                .find(|c: char| !c.is_ascii_digit())
+                .expect("a port number");
+        self.text.replace_range(offset..end, &port.to_string());
+    }
+
     pub fn replace_once(&mut self, from: &str, to: &str) {
         let count = self.text.matches(from).count();
         assert_eq!(
@@ -56,17 +75,28 @@ impl EnvoyConfig {
 
     /// Replaces the plugin's JSON (the one `value: '...'` line).
     pub fn set_plugin_configuration(&mut self, json: &str) {
-        let line = self
-            .text
-            .lines()
-            .find(|line| line.trim_start().starts_with("value: '"))
-            .expect("the Envoy config has a `value: '...'` plugin configuration line")
-            .to_owned();
-        let indent = &line[..line.len() - line.trim_start().len()];
-        self.replace_once(
-            &line,
-            &format!("{indent}value: '{}'", json.replace('\'', "''")),
-        );
+        let value = format!("value: '{}'", json.replace('\'', "''"));
+        // One line, `value: '...'`, or a block, `value: |` and the lines
+        // indented under it.
+        let lines: Vec<&str> = self.text.lines().collect();
+        let start = lines
+            .iter()
+            .position(|line| {
+                let line = line.trim_start();
+                line.starts_with("value: '") || line == "value: |"
+            })
+            .expect("the Envoy config has a `value:` plugin configuration");
+        let indent = lines[start].len() - lines[start].trim_start().len();
+        let mut end = start + 1;
+        if lines[start].trim_start() == "value: |" {
+            while end < lines.len() && lines[end].len() - lines[end].trim_start().len() > indent {
+                end += 1;
+            }
+        }
+        let mut edited: Vec<String> = lines[..start].iter().map(|l| l.to_string()).collect();
+        edited.push(format!("{}{value}", &lines[start][..indent]));
+        edited.extend(lines[end..].iter().map(|l| l.to_string()));
+        self.text = edited.join("\n") + "\n";
     }
 
     /// The `.wasm` path of the plugin (the one `filename:` line).

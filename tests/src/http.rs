@@ -136,3 +136,55 @@ fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
         raw = raw.get(size + 2..)?;
     }
 }
+
+/// An HTTP/1.1 request whose body goes out with `transfer-encoding:
+/// chunked`, one write per chunk, so a test decides how the body arrives
+/// and can look at the upstream between two chunks.
+pub struct ChunkedRequest {
+    stream: TcpStream,
+}
+
+impl ChunkedRequest {
+    /// Sends the request line and headers (without the body).
+    pub fn start(port: u16, path: &str, headers: &[(&str, &[u8])]) -> std::io::Result<Self> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_nodelay(true)?;
+        let mut raw = format!(
+            "POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n\
+             transfer-encoding: chunked\r\n"
+        )
+        .into_bytes();
+        for (name, value) in headers {
+            raw.extend_from_slice(name.as_bytes());
+            raw.extend_from_slice(b": ");
+            raw.extend_from_slice(value);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"\r\n");
+        stream.write_all(&raw)?;
+        Ok(ChunkedRequest { stream })
+    }
+
+    pub fn send_chunk(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        let mut raw = format!("{:x}\r\n", chunk.len()).into_bytes();
+        raw.extend_from_slice(chunk);
+        raw.extend_from_slice(b"\r\n");
+        self.stream.write_all(&raw)?;
+        self.stream.flush()
+    }
+
+    /// Ends the body (with `trailers`, if any) and reads the answer.
+    pub fn finish(mut self, trailers: &[(&str, &str)]) -> std::io::Result<Response> {
+        let mut raw = b"0\r\n".to_vec();
+        for (name, value) in trailers {
+            raw.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        raw.extend_from_slice(b"\r\n");
+        self.stream.write_all(&raw)?;
+        let answer = read_response(&mut self.stream)?;
+        parse(&answer).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response")
+        })
+    }
+}

@@ -76,3 +76,30 @@ pub fn workspace_binary(package: &str) -> PathBuf {
     assert!(status.success(), "building {package} failed");
     paths::workspace_bin(package)
 }
+
+/// Builds the Cargo example `example` of a Rust step (a second plugin in
+/// the step's folder) as its README says, and returns its `.wasm`.
+pub fn build_example(name: &str, example: &str) -> PathBuf {
+    let _one_at_a_time = BUILD_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let step = step(name);
+    let mut command = step.build_command(&step.dir);
+    command.args(["--quiet", "--example", example]);
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the build of {name}'s {example}: {e}"));
+    assert!(
+        output.status.success(),
+        "building {name}'s example {example} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let wasm = step
+        .dir
+        .join("target")
+        .join(project::step::WASM_TARGET)
+        .join("release/examples")
+        .join(format!("{}.wasm", example.replace('-', "_")));
+    assert!(wasm.is_file(), "no {} after the build", wasm.display());
+    wasm
+}

@@ -70,3 +70,33 @@ pub fn build(step: &str, name: &str, patches: &[Patch]) -> PathBuf {
     std::fs::copy(&built, &wasm).expect("copy the variant's .wasm");
     wasm
 }
+
+/// Like `build`, for the Cargo example `example` of a Rust step.
+pub fn build_example(step: &str, example: &str, name: &str, patches: &[Patch]) -> PathBuf {
+    let _one_at_a_time = BUILD
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = patched_copy(step, name, patches);
+    let shared_target = paths::repo_root().join("target/naive/target").join(step);
+    let status = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            project::step::WASM_TARGET,
+        ])
+        .args(["--example", example])
+        .env("CARGO_TARGET_DIR", &shared_target)
+        .current_dir(&dir)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building {name} failed");
+    let built = shared_target
+        .join(project::step::WASM_TARGET)
+        .join("release/examples")
+        .join(format!("{}.wasm", example.replace('-', "_")));
+    let wasm = dir.join(format!("{name}.wasm"));
+    std::fs::copy(&built, &wasm).expect("copy the variant's .wasm");
+    wasm
+}

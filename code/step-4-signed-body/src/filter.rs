@@ -1,0 +1,252 @@
+//! The per-request part: hold the request until its whole body has been
+//! seen and its signature checked.
+
+use crate::config::SignatureConfig;
+use crate::signature::{parse_signature, parse_timestamp, Verifier};
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, Bytes};
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+// ANCHOR: verdict
+/// What the plugin decided about one request, kept for the access log line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Verdict {
+    /// Headers seen, body still arriving.
+    Pending,
+    Verified,
+    MissingSignature,
+    MalformedSignature,
+    WrongSignature,
+    RepeatedHeader,
+    BadTimestamp,
+    StaleTimestamp,
+    BodyTooLarge,
+    NotConfigured,
+}
+// ANCHOR_END: verdict
+
+// ANCHOR: filter
+pub struct SignatureFilter {
+    config: Option<Rc<SignatureConfig>>,
+    verdict: Verdict,
+    /// Between the headers and the end of the body: the signature the
+    /// sender claims, and the MAC of the body so far.
+    check: Option<BodyCheck>,
+}
+
+struct BodyCheck {
+    signature: [u8; 32],
+    verifier: Verifier,
+    /// How many bytes of the body the verifier has already read.
+    hashed: usize,
+}
+
+impl SignatureFilter {
+    pub fn new(config: Option<Rc<SignatureConfig>>) -> Self {
+        SignatureFilter {
+            config,
+            verdict: Verdict::Pending,
+            check: None,
+        }
+    }
+}
+// ANCHOR_END: filter
+
+// ANCHOR: reject
+impl SignatureFilter {
+    /// Every value of the header `name`, as bytes (see step 1).
+    fn header_values(&self, name: &str) -> Vec<Bytes> {
+        self.get_http_request_headers_bytes()
+            .into_iter()
+            .filter(|(header, _)| header == name)
+            .map(|(_, value)| value)
+            .collect()
+    }
+
+    /// Answers the client directly and forgets the body check: the request,
+    /// and any part of its body, never reaches the upstream.
+    fn reject(&mut self, verdict: Verdict, status: u32, message: &str) -> Action {
+        self.verdict = verdict;
+        self.check = None;
+        let body = serde_json::json!({ "error": message }).to_string();
+        self.send_http_response(
+            status,
+            vec![("content-type", "application/json")],
+            Some(body.as_bytes()),
+        );
+        Action::Pause
+    }
+}
+// ANCHOR_END: reject
+
+// ANCHOR: header_checks
+impl SignatureFilter {
+    /// Everything that can be decided from the headers alone. `Ok` carries
+    /// the check the body must still pass; `Err` the answer already sent.
+    fn check_headers(&mut self, config: &SignatureConfig) -> Result<BodyCheck, Action> {
+        // One signature, read one way: with two, the plugin could verify
+        // one while the upstream reads the other.
+        let signature = match self.header_values(&config.signature_header).as_slice() {
+            [] => return Err(self.reject(Verdict::MissingSignature, 401, "missing signature")),
+            [value] => match parse_signature(value) {
+                Some(signature) => signature,
+                None => {
+                    return Err(self.reject(Verdict::MalformedSignature, 401, "malformed signature"))
+                }
+            },
+            _ => {
+                return Err(self.reject(
+                    Verdict::RepeatedHeader,
+                    400,
+                    "signature sent more than once",
+                ))
+            }
+        };
+
+        let timestamp = match &config.timestamp {
+            None => None,
+            Some(rule) => {
+                let values = self.header_values(&rule.header);
+                let [value] = values.as_slice() else {
+                    let message = if values.is_empty() {
+                        "missing timestamp"
+                    } else {
+                        "timestamp sent more than once"
+                    };
+                    return Err(self.reject(Verdict::BadTimestamp, 400, message));
+                };
+                let Some(sent) = parse_timestamp(value) else {
+                    return Err(self.reject(Verdict::BadTimestamp, 400, "malformed timestamp"));
+                };
+                let now = self
+                    .get_current_time()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                if now.abs_diff(sent) > rule.tolerance_seconds {
+                    return Err(self.reject(Verdict::StaleTimestamp, 400, "stale timestamp"));
+                }
+                Some(value.clone())
+            }
+        };
+
+        // A declared length over the limit is refused before any of the
+        // body arrives. (Envoy has already refused a request whose
+        // `content-length` is malformed or given twice with two values.)
+        let declared_too_long = self
+            .header_values("content-length")
+            .iter()
+            .filter_map(|value| std::str::from_utf8(value).ok()?.parse::<u64>().ok())
+            .any(|length| length > config.max_body_bytes as u64);
+        if declared_too_long {
+            return Err(self.reject(Verdict::BodyTooLarge, 413, "body too large"));
+        }
+
+        Ok(BodyCheck {
+            signature,
+            verifier: Verifier::start(&config.secrets, timestamp.as_deref()),
+            hashed: 0,
+        })
+    }
+
+    /// The end of the body: let the request go on, or refuse it.
+    fn finish(&mut self) -> Action {
+        let Some(check) = self.check.take() else {
+            return Action::Pause;
+        };
+        if check.verifier.matches(&check.signature) {
+            self.verdict = Verdict::Verified;
+            Action::Continue
+        } else {
+            self.reject(Verdict::WrongSignature, 401, "invalid signature")
+        }
+    }
+}
+// ANCHOR_END: header_checks
+
+impl Context for SignatureFilter {}
+
+impl HttpContext for SignatureFilter {
+    // ANCHOR: on_http_request_headers
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(config) = self.config.clone() else {
+            return self.reject(Verdict::NotConfigured, 503, "plugin is not configured");
+        };
+        match self.check_headers(&config) {
+            Err(answered) => answered,
+            Ok(check) => {
+                self.check = Some(check);
+                if end_of_stream {
+                    // No body at all: what was signed is the empty body.
+                    self.finish()
+                } else {
+                    // Let the headers go on; the body stops in
+                    // `on_http_request_body`. Not `Pause` here: Envoy turns
+                    // a paused `on_http_request_headers` into "stop all",
+                    // and then holds the body back from this plugin too,
+                    // so the request would wait forever.
+                    Action::Continue
+                }
+            }
+        }
+    }
+    // ANCHOR_END: on_http_request_headers
+
+    // ANCHOR: on_http_request_body
+    /// Called for each piece of the body as it arrives. `body_size` is all
+    /// of the body Envoy holds for this request so far: returning `Pause`
+    /// tells Envoy to keep buffering it, and not to pass any of it on.
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(max_body_bytes) = self.config.as_ref().map(|c| c.max_body_bytes) else {
+            return Action::Pause;
+        };
+        let Some(hashed) = self.check.as_ref().map(|check| check.hashed) else {
+            // Decided already: refused (the answer is on its way), or
+            // verified (nothing left to check).
+            return match self.verdict {
+                Verdict::Verified => Action::Continue,
+                _ => Action::Pause,
+            };
+        };
+        // Stop at the first byte over the limit, not at the end of a body
+        // the client may never finish sending.
+        if body_size > max_body_bytes {
+            return self.reject(Verdict::BodyTooLarge, 413, "body too large");
+        }
+        // Read only what arrived since the last call: the MAC is fed as
+        // the body streams in, and the plugin never copies all of it.
+        if body_size > hashed {
+            let chunk = self.get_http_request_body(hashed, body_size - hashed);
+            if let (Some(check), Some(chunk)) = (self.check.as_mut(), chunk) {
+                check.verifier.update(&chunk);
+                check.hashed += chunk.len();
+            }
+        }
+        if end_of_stream {
+            self.finish()
+        } else {
+            Action::Pause
+        }
+    }
+    // ANCHOR_END: on_http_request_body
+
+    // ANCHOR: on_http_request_trailers
+    /// A body followed by trailers ends here, not with `end_of_stream` in
+    /// `on_http_request_body`. Without this callback the request would go
+    /// on unverified: the default answer is `Continue`.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.check.is_some() {
+            self.finish()
+        } else {
+            match self.verdict {
+                Verdict::Verified => Action::Continue,
+                _ => Action::Pause,
+            }
+        }
+    }
+    // ANCHOR_END: on_http_request_trailers
+
+    fn on_log(&mut self) {
+        log::info!("request completed, verdict {:?}", self.verdict);
+    }
+}

@@ -1,0 +1,405 @@
+//! Step 4 (HMAC-signed bodies) on a live Envoy: how the body arrives
+//! (chunks, chunked, trailers, HTTP/2, sizes at the limits), what reaches
+//! the upstream before the verdict, Envoy's own buffer limit, and the
+//! body-rewriting example.
+
+use harness::broken_service::RecordingUpstream;
+use harness::capture;
+use harness::envoy::EnvoyConfig;
+use harness::http::{self, ChunkedRequest, Response};
+use harness::stack::{self, Stack};
+use harness::steps;
+use harness::variants::{self, naive};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const STEP: &str = "step-4-signed-body";
+/// The secrets in the step's envoy.yaml.
+const SECRETS: [&str; 2] = [
+    "whsec-2026-11-current-7d1f0c9a2b4e",
+    "whsec-2026-05-previous-93ab51e07c2d",
+];
+const PATH: &str = "/webhooks/github";
+/// `max_body_bytes` in the step's envoy.yaml.
+const LIMIT: usize = 65536;
+
+fn start(test_name: &str, wasm: &Path, edit: impl FnOnce(&mut EnvoyConfig)) -> Stack {
+    Stack::start(test_name, STEP, wasm, 2, edit).unwrap_or_else(|log| panic!("{log}"))
+}
+
+fn now() -> String {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `sha256=<hex>` of "<timestamp>.<body>" under the current secret.
+fn signature(timestamp: &str, body: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(SECRETS[0].as_bytes()) else {
+        panic!("HMAC refused the key");
+    };
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// A request body of `size` bytes that is easy to recognise upstream.
+fn body_of(size: usize) -> Vec<u8> {
+    (0..size).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+fn post(stack: &Stack, signature: &str, timestamp: &str, body: &[u8]) -> Response {
+    http::request(
+        stack.envoy.port,
+        "POST",
+        PATH,
+        &[
+            ("x-signature-256", signature.as_bytes()),
+            ("x-signature-timestamp", timestamp.as_bytes()),
+        ],
+        body,
+    )
+    .expect("an answer from Envoy")
+}
+
+/// The body the echo backend says it received.
+fn echoed_body(response: &Response) -> String {
+    let echo: serde_json::Value = serde_json::from_str(&response.body)
+        .unwrap_or_else(|e| panic!("not the echo's JSON ({e}): {}", response.body));
+    echo["body"].as_str().unwrap_or_default().to_owned()
+}
+
+fn verdicts(stack: &Stack) -> Vec<String> {
+    stack
+        .envoy
+        .log()
+        .lines()
+        .filter_map(|line| {
+            line.split_once("request completed, verdict ")
+                .map(|(_, v)| v.to_owned())
+        })
+        .collect()
+}
+
+fn assert_no_secret_logged(stack: &Stack) {
+    let log = stack.envoy.log();
+    for secret in SECRETS {
+        assert!(!log.contains(secret), "the Envoy log contains a secret");
+        assert!(
+            !log.contains(&secret[..12]),
+            "the Envoy log contains part of a secret"
+        );
+    }
+}
+
+#[test]
+fn check_script_passes_and_matches_the_book() {
+    let stack = Stack::step("step4-check-script", STEP, 2);
+    let (passed, output) = stack.run_check_script(STEP);
+    assert!(passed, "check.sh failed:\n{output}");
+    capture::check_or_update("step-4-signed-body/check.txt", &output);
+    assert_no_secret_logged(&stack);
+}
+
+#[test]
+fn a_body_in_many_chunks_is_verified_whole_and_passed_on_unchanged() {
+    let stack = Stack::step("step4-many-chunks", STEP, 2);
+    let body = body_of(40 * 1000);
+    for (signed, expected) in [(&body[..], 200), (&b"something else"[..], 401)] {
+        let timestamp = now();
+        let signature = signature(&timestamp, signed);
+        let headers = [
+            ("x-signature-256", signature.as_bytes()),
+            ("x-signature-timestamp", timestamp.as_bytes()),
+        ];
+        let mut request = ChunkedRequest::start(stack.envoy.port, PATH, &headers).expect("connect");
+        for chunk in body.chunks(1000) {
+            request.send_chunk(chunk).expect("send a chunk");
+            // Separate reads for Envoy, so the plugin sees many pieces.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let response = request.finish(&[]).expect("an answer");
+        assert_eq!(response.status, expected, "{}", response.body);
+        if expected == 200 {
+            assert_eq!(echoed_body(&response).as_bytes(), &body[..]);
+        }
+    }
+}
+
+#[test]
+fn sizes_at_the_limit_over_http_1_and_2() {
+    let stack = Stack::step("step4-limits", STEP, 2);
+    let timestamp = now();
+    // Envoy hands the plugin an empty body as "no body": headers with
+    // end_of_stream. Both ways must verify the empty string.
+    assert_eq!(
+        post(&stack, &signature(&timestamp, b""), &timestamp, b"").status,
+        200
+    );
+    let at_limit = body_of(LIMIT);
+    let response = post(
+        &stack,
+        &signature(&timestamp, &at_limit),
+        &timestamp,
+        &at_limit,
+    );
+    assert_eq!(response.status, 200);
+    assert_eq!(echoed_body(&response).len(), LIMIT);
+    let over = body_of(LIMIT + 1);
+    let response = post(&stack, &signature(&timestamp, &over), &timestamp, &over);
+    assert_eq!(response.status, 413);
+    assert!(
+        response.body.contains("body too large"),
+        "{}",
+        response.body
+    );
+
+    // HTTP/2 (cleartext, prior knowledge), without content-length: the
+    // body arrives in DATA frames and the limit is found while buffering.
+    for (size, expected) in [(0, "200"), (LIMIT, "200"), (LIMIT + 1, "413")] {
+        let output = curl_http2(
+            &stack,
+            &timestamp,
+            &body_of(size),
+            &["-H", "content-length:"],
+        );
+        assert_eq!(output.0, expected, "HTTP/2, {size} bytes: {}", output.1);
+    }
+    // With content-length the plugin refuses at the headers, while curl
+    // is still sending: Envoy answers 413 and resets the rest of the
+    // stream, which curl 7.88 reports as error 92 instead of the answer.
+    let before = verdicts(&stack).len();
+    let output = curl_http2(&stack, &timestamp, &body_of(LIMIT + 1), &[]);
+    println!("HTTP/2 with content-length, one byte over: {output:?}");
+    let verdicts = verdicts(&stack);
+    assert_eq!(verdicts.len(), before + 1);
+    assert_eq!(verdicts.last().map(String::as_str), Some("BodyTooLarge"));
+}
+
+/// curl over HTTP/2 cleartext: (status, exit code and error message).
+fn curl_http2(stack: &Stack, timestamp: &str, body: &[u8], args: &[&str]) -> (String, String) {
+    let file = stack.dir.join(format!("body-{}", body.len()));
+    std::fs::write(&file, body).expect("write the body");
+    let output = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--http2-prior-knowledge"])
+        .args(["-w", "%{http_code}\t%{exitcode} %{errormsg}"])
+        .args([
+            "-H",
+            &format!("x-signature-256: {}", signature(timestamp, body)),
+        ])
+        .args(["-H", &format!("x-signature-timestamp: {timestamp}")])
+        .args(args)
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .arg(format!("{}{PATH}", stack.base_url()))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (status, rest) = text.split_once('\t').unwrap_or((&text, ""));
+    (status.to_owned(), rest.to_owned())
+}
+
+/// A body followed by trailers ends in `on_http_request_trailers`, not with
+/// `end_of_stream` on the last piece of body. HTTP/2 clients can always
+/// send trailers; Envoy's HTTP/1 codec passes them on with `enable_trailers`.
+fn with_request_trailers(config: &mut EnvoyConfig) {
+    config.replace_once(
+        "stat_prefix: ingress\n",
+        "stat_prefix: ingress\n          http_protocol_options: { enable_trailers: true }\n",
+    );
+}
+
+fn send_with_trailers(stack: &Stack, signed: &[u8], sent: &[u8]) -> Response {
+    let timestamp = now();
+    let signature = signature(&timestamp, signed);
+    let headers = [
+        ("x-signature-256", signature.as_bytes()),
+        ("x-signature-timestamp", timestamp.as_bytes()),
+        ("te", b"trailers".as_slice()),
+    ];
+    let mut request = ChunkedRequest::start(stack.envoy.port, PATH, &headers).expect("connect");
+    request.send_chunk(sent).expect("send the body");
+    request
+        .finish(&[("x-delivery-checksum", "abc")])
+        .expect("an answer")
+}
+
+#[test]
+fn a_body_with_trailers_is_verified_before_it_goes_on() {
+    let wasm = steps::build(STEP);
+    let stack = start("step4-trailers", &wasm, with_request_trailers);
+    let body = b"{\"event\":\"push\"}";
+    assert_eq!(send_with_trailers(&stack, body, body).status, 200);
+    assert_eq!(
+        send_with_trailers(&stack, body, b"{\"event\":\"evil\"}").status,
+        401
+    );
+
+    // Without the trailers callback, the SDK's default (Continue) lets the
+    // forged body through.
+    let naive = variants::build(STEP, "no-trailers-callback", &[naive::NO_TRAILERS_CALLBACK]);
+    let stack = start("step4-trailers-naive", &naive, with_request_trailers);
+    assert_eq!(
+        send_with_trailers(&stack, body, b"{\"event\":\"evil\"}").status,
+        200,
+        "naive: the forged body should have passed"
+    );
+}
+
+/// Sends the headers and a first piece of a wrongly signed body, and
+/// returns whether that piece reached the upstream before the plugin's
+/// verdict, with the final status.
+fn first_piece_reaches_upstream(test_name: &str, wasm: &Path) -> (bool, u16) {
+    let upstream = RecordingUpstream::start();
+    let stack = start(test_name, wasm, |config| {
+        config.set_backend_port(upstream.port)
+    });
+    let timestamp = now();
+    let signature = signature(&timestamp, b"what the sender signed");
+    let headers = [
+        ("x-signature-256", signature.as_bytes()),
+        ("x-signature-timestamp", timestamp.as_bytes()),
+    ];
+    let mut request = ChunkedRequest::start(stack.envoy.port, PATH, &headers).expect("connect");
+    request
+        .send_chunk(b"FIRST-PIECE-OF-A-FORGED-BODY")
+        .expect("send");
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let contains = |needle: &[u8]| {
+        upstream
+            .received()
+            .windows(needle.len())
+            .any(|w| w == needle)
+    };
+    let mut reached = false;
+    while Instant::now() < deadline && !reached {
+        reached = contains(b"FIRST-PIECE");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    request.send_chunk(b"-and-the-rest").expect("send");
+    let status = request.finish(&[]).map_or(0, |r| r.status);
+    reached |= contains(b"FIRST-PIECE");
+    (reached, status)
+}
+
+#[test]
+fn no_part_of_the_body_reaches_the_upstream_before_the_verdict() {
+    let (reached, status) =
+        first_piece_reaches_upstream("step4-upstream-sees-nothing", &steps::build(STEP));
+    assert!(!reached, "a piece of the refused body reached the upstream");
+    assert_eq!(status, 401);
+
+    let naive = variants::build(
+        STEP,
+        "decide-at-the-end",
+        &[naive::PASS_BODY_ON_WHILE_HASHING],
+    );
+    let (reached, _) = first_piece_reaches_upstream("step4-upstream-sees-body-naive", &naive);
+    assert!(
+        reached,
+        "naive: the first piece should have reached the upstream"
+    );
+}
+
+/// With Envoy's buffer limit below the plugin's, Envoy answers before the
+/// plugin has the whole body: its own 413 over HTTP/1.1. Over HTTP/2 the
+/// stream's limit is not the connection's, and the same body passes.
+#[test]
+fn envoys_buffer_limit_below_the_plugins_limit() {
+    let wasm = steps::build(STEP);
+    let stack = start("step4-envoy-buffer-limit", &wasm, |config| {
+        config.replace_once(
+            "per_connection_buffer_limit_bytes: 1048576",
+            "per_connection_buffer_limit_bytes: 32768",
+        )
+    });
+    let timestamp = now();
+    let body = body_of(40_000);
+    let response = post(&stack, &signature(&timestamp, &body), &timestamp, &body);
+    println!(
+        "40000 bytes, HTTP/1.1: {} {:?}",
+        response.status, response.body
+    );
+    assert_eq!(response.status, 413);
+    assert_eq!(
+        response.body, "Payload Too Large",
+        "Envoy's answer, not the plugin's"
+    );
+    assert_eq!(verdicts(&stack).last().map(String::as_str), Some("Pending"));
+
+    let output = curl_http2(&stack, &timestamp, &body, &[]);
+    assert_eq!(output.0, "200", "HTTP/2: {}", output.1);
+}
+
+#[test]
+fn a_refused_configuration_never_quotes_a_secret() {
+    let wasm = steps::build(STEP);
+    let secret = "whsec-misplaced-0123456789abcdef0123";
+    for json in [
+        format!(r#"{{"signature_header":"x-sig","secrets":"{secret}","max_body_bytes":10}}"#),
+        format!(
+            r#"{{"signature_header":"x-sig","secrets":["short"],"max_body_bytes":"{secret}"}}"#
+        ),
+        format!(
+            r#"{{"signature_header":"x-sig","secrets":["{secret}"],"{secret}":1,"max_body_bytes":10}}"#
+        ),
+    ] {
+        let log =
+            stack::start_with_refused_configuration("step4-refused-config", STEP, &wasm, &json);
+        assert!(log.contains("rejected plugin configuration"), "{log}");
+        assert!(
+            !log.contains(&secret[..16]),
+            "the log quotes the secret:\n{log}"
+        );
+    }
+}
+
+/// The redact-body example removes a field, so the body it passes on is
+/// shorter than the client's `content-length`. It drops that header; the
+/// naive variant keeps it, and the upstream waits for bytes that never
+/// come until the route's timeout.
+#[test]
+fn a_replaced_body_needs_its_content_length_removed() {
+    let body = br#"{"user":"ada","password":"correct horse battery staple"}"#;
+    let wasm = steps::build_example(STEP, "redact-body");
+    let stack = start("step4-redact-body", &wasm, |_| {});
+    let response =
+        http::request(stack.envoy.port, "POST", PATH, &[], body).expect("an answer from Envoy");
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(echoed_body(&response), r#"{"user":"ada"}"#);
+    assert!(
+        !response.body.contains("content-length"),
+        "{}",
+        response.body
+    );
+
+    let naive = variants::build_example(
+        STEP,
+        "redact-body",
+        "keep-content-length",
+        &[naive::KEEP_CONTENT_LENGTH],
+    );
+    let stack = start("step4-redact-body-naive", &naive, |config| {
+        config.replace_once(
+            "              - match: { prefix: \"/webhooks/\" }\n                route: { cluster: backend }",
+            "              - match: { prefix: \"/webhooks/\" }\n                route: { cluster: backend, timeout: 1s }",
+        )
+    });
+    let started = Instant::now();
+    let response =
+        http::request(stack.envoy.port, "POST", PATH, &[], body).expect("an answer from Envoy");
+    println!("naive: {} after {:?}", response.status, started.elapsed());
+    assert_eq!(response.status, 504, "{}", response.body);
+}
