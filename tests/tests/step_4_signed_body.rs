@@ -182,7 +182,10 @@ fn sizes_at_the_limit_over_http_1_and_2() {
     // stream, which curl 7.88 reports as error 92 instead of the answer.
     let before = verdicts(&stack).len();
     let output = curl_http2(&stack, &timestamp, &body_of(LIMIT + 1), &[]);
-    println!("HTTP/2 with content-length, one byte over: {output:?}");
+    capture::check_or_update(
+        "step-4-signed-body/http2-early-413.txt",
+        &format!("status {}, curl exit code {}\n", output.0, output.1),
+    );
     let verdicts = verdicts(&stack);
     assert_eq!(verdicts.len(), before + 1);
     assert_eq!(verdicts.last().map(String::as_str), Some("BodyTooLarge"));
@@ -314,16 +317,12 @@ fn what_reaches_upstream(
 #[test]
 fn no_part_of_the_body_reaches_the_upstream_before_the_verdict() {
     let step = steps::build(STEP);
-    let seen = what_reaches_upstream("step4-upstream-sees-no-body", &step, |_| {});
+    let alone = what_reaches_upstream("step4-upstream-sees-no-body", &step, |_| {});
     assert!(
-        !seen.first_piece_early,
+        !alone.first_piece_early,
         "a piece of the refused body reached the upstream"
     );
-    assert_eq!(seen.status, 401);
-    println!(
-        "step 4 alone: the upstream saw something (headers): {}",
-        seen.anything
-    );
+    assert_eq!(alone.status, 401);
 
     // Envoy's buffer filter in front of the plugin holds the headers too,
     // until the whole body is there.
@@ -333,10 +332,6 @@ fn no_part_of_the_body_reaches_the_upstream_before_the_verdict() {
             "          http_filters:\n          - name: envoy.filters.http.buffer\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer\n              max_request_bytes: 65536\n          - name: signature\n",
         )
     });
-    println!(
-        "with the buffer filter: the upstream saw something: {}",
-        seen.anything
-    );
     assert_eq!(seen.status, 401);
     assert!(
         !seen.anything,
@@ -348,10 +343,23 @@ fn no_part_of_the_body_reaches_the_upstream_before_the_verdict() {
         "decide-at-the-end",
         &[naive::PASS_BODY_ON_WHILE_HASHING],
     );
-    let seen = what_reaches_upstream("step4-upstream-sees-body-naive", &naive, |_| {});
+    let naive_seen = what_reaches_upstream("step4-upstream-sees-body-naive", &naive, |_| {});
     assert!(
-        seen.first_piece_early,
+        naive_seen.first_piece_early,
         "naive: the first piece should have reached the upstream"
+    );
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    capture::check_or_update(
+        "step-4-signed-body/what-reaches-upstream.txt",
+        &format!(
+            "a wrongly signed body in two pieces      answer  upstream got headers  upstream got body before the verdict\n\
+             step 4                                   {}     {:<21} {}\n\
+             step 4 behind Envoy's buffer filter      {}     {:<21} no\n\
+             naive: passes pieces on, decides at end  {}     {:<21} {}\n",
+            alone.status, yes(alone.anything), yes(alone.first_piece_early),
+            seen.status, yes(seen.anything),
+            naive_seen.status, yes(naive_seen.anything), yes(naive_seen.first_piece_early),
+        ),
     );
 }
 
@@ -383,6 +391,18 @@ fn envoys_buffer_limit_below_the_plugins_limit() {
 
     let output = curl_http2(&stack, &timestamp, &body, &[]);
     assert_eq!(output.0, "200", "HTTP/2: {}", output.1);
+    capture::check_or_update(
+        "step-4-signed-body/envoy-buffer-limit.txt",
+        &format!(
+            "per_connection_buffer_limit_bytes: 32768, max_body_bytes: 65536, a 40000-byte body\n\
+             HTTP/1.1: {} {}, the plugin's verdict: {}\n\
+             HTTP/2:   {}\n",
+            response.status,
+            response.body,
+            verdicts(&stack)[0],
+            output.0
+        ),
+    );
 }
 
 #[test]
@@ -417,15 +437,11 @@ fn a_replaced_body_needs_its_content_length_removed() {
     let body = br#"{"user":"ada","password":"correct horse battery staple"}"#;
     let wasm = steps::build_example(STEP, "redact-body");
     let stack = start("step4-redact-body", &wasm, |_| {});
-    let response =
+    let first =
         http::request(stack.envoy.port, "POST", PATH, &[], body).expect("an answer from Envoy");
-    assert_eq!(response.status, 200, "{}", response.body);
-    assert_eq!(echoed_body(&response), r#"{"user":"ada"}"#);
-    assert!(
-        !response.body.contains("content-length"),
-        "{}",
-        response.body
-    );
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(echoed_body(&first), r#"{"user":"ada"}"#);
+    assert!(!first.body.contains("content-length"), "{}", first.body);
 
     let naive = variants::build_example(
         STEP,
@@ -442,6 +458,22 @@ fn a_replaced_body_needs_its_content_length_removed() {
     let started = Instant::now();
     let response =
         http::request(stack.envoy.port, "POST", PATH, &[], body).expect("an answer from Envoy");
-    println!("naive: {} after {:?}", response.status, started.elapsed());
+    let elapsed = started.elapsed();
+    println!("naive: {} after {elapsed:?}", response.status);
     assert_eq!(response.status, 504, "{}", response.body);
+    assert!(
+        elapsed >= Duration::from_millis(950),
+        "{elapsed:?}: not the route's 1 s timeout"
+    );
+    capture::check_or_update(
+        "step-4-signed-body/content-length.txt",
+        &format!(
+            "content-length removed: {} {}\n\
+             content-length kept:    {} {} (after the route's 1 s timeout)\n",
+            first.status,
+            echoed_body(&first),
+            response.status,
+            response.body
+        ),
+    );
 }
