@@ -100,7 +100,12 @@ fn filter_yaml(filter: &Filter) -> String {
     }
 }
 
-pub fn envoy_yaml(filter: &Filter, port: u16, admin_port: u16) -> String {
+/// `sink_port` is a second listener of the same Envoy that reads each
+/// request's whole body (the buffer filter) and answers 200: the upstream
+/// of the `/body/` routes, where a filter that reads bodies is measured.
+/// Answering at the headers, as `direct_response` does, would end the
+/// request before the filter had seen the body.
+pub fn envoy_yaml(filter: &Filter, port: u16, admin_port: u16, sink_port: u16) -> String {
     format!(
         r#"admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}
@@ -127,10 +132,50 @@ static_resources:
                   check:
                     "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
                     disabled: true
+              - match: {{ prefix: "/body/checked" }}
+                route: {{ cluster: sink }}
+              - match: {{ prefix: "/body/unchecked" }}
+                route: {{ cluster: sink }}
+                typed_per_filter_config:
+                  check:
+                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                    disabled: true
           http_filters:{}
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: sink
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {sink_port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: sink
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
+          http_filters:
+          - name: envoy.filters.http.buffer
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+              max_request_bytes: 1048576
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: sink
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: sink
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {sink_port} }} }} }}
 "#,
         filter_yaml(filter)
     )

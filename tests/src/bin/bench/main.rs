@@ -3,6 +3,7 @@
 //! or, with `--quick`, runs every configuration with a few requests and
 //! writes to target/bench-quick/ so the benchmark cannot rot.
 
+mod body_memory;
 mod configs;
 mod measure;
 mod report;
@@ -25,7 +26,71 @@ struct Setup {
     /// Fraction of the usual request count: the naive variant with many
     /// keys costs milliseconds per request.
     request_share: f64,
+    /// What each request is: a GET to `/checked` and `/unchecked`, or a
+    /// signed POST to `/body/checked` and `/body/unchecked`.
+    request: Request,
     envoy: Envoy,
+}
+
+#[derive(Clone)]
+enum Request {
+    Get,
+    /// h2load arguments for the body and its signature.
+    SignedPost(Vec<String>),
+}
+
+impl Request {
+    fn path_prefix(&self) -> &'static str {
+        match self {
+            Request::Get => "",
+            Request::SignedPost(_) => "/body",
+        }
+    }
+
+    fn h2load_args(&self) -> &[String] {
+        match self {
+            Request::Get => &[],
+            Request::SignedPost(args) => args,
+        }
+    }
+}
+
+/// Step 4's configuration for the benchmark: no timestamp (a run lasts
+/// longer than any sensible tolerance), bodies up to 1 MiB.
+const BODY_SECRET: &str = "bench-secret-0123456789abcdef0123456789";
+
+fn signed_body_json() -> String {
+    json!({
+        "signature_header": "x-signature-256",
+        "secrets": [BODY_SECRET],
+        "max_body_bytes": 1_048_576,
+    })
+    .to_string()
+}
+
+/// A body of `size` bytes in a file, and h2load's arguments to POST it
+/// with its signature.
+fn signed_post(size: usize) -> Request {
+    use hmac::{Hmac, Mac};
+    let body: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+    let file = test_dir(&format!("bench-body-{size}")).join("body");
+    std::fs::write(&file, &body).expect("write a benchmark body");
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(BODY_SECRET.as_bytes()) else {
+        panic!("HMAC refused the key");
+    };
+    mac.update(&body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Request::SignedPost(vec![
+        "-d".into(),
+        file.display().to_string(),
+        "-H".into(),
+        format!("x-signature-256: sha256={hex}"),
+    ])
 }
 
 /// Step 1 doing nothing: every request is let through at once, nothing is
@@ -55,8 +120,8 @@ fn plugin_json(keys: &[String], extra: serde_json::Value) -> String {
 
 fn start(name: &str, filter: &Filter, concurrency: u32) -> Envoy {
     let dir = test_dir(&format!("bench-{name}"));
-    let (port, admin) = (free_port(), free_port());
-    let config = EnvoyConfig::from_text(configs::envoy_yaml(filter, port, admin));
+    let (port, admin, sink) = (free_port(), free_port(), free_port());
+    let config = EnvoyConfig::from_text(configs::envoy_yaml(filter, port, admin, sink));
     Envoy::start_quiet(&config, port, admin, concurrency, &dir)
         .unwrap_or_else(|log| panic!("{name}: {log}"))
 }
@@ -89,7 +154,10 @@ fn main() {
         &variants::naive::COPY_KEYS_PER_REQUEST,
     );
     let empty = variants::build("step-1-auth", "bench-do-nothing", &DO_NOTHING);
+    let step_4 = steps::build("step-4-signed-body");
     let mut setups = Vec::new();
+    // Which request the next configurations are measured with.
+    let request = std::cell::RefCell::new(Request::Get);
     let mut add = |name: String, group, key_count, concurrency, request_share, filter: Filter| {
         eprintln!("    {name}");
         let envoy = start(
@@ -103,6 +171,7 @@ fn main() {
             keys: key_count,
             concurrency,
             request_share,
+            request: request.borrow().clone(),
             envoy,
         });
     };
@@ -194,6 +263,20 @@ fn main() {
         1.0,
         Filter::LocalRateLimit,
     );
+    for (size, label) in [(1024, "1 KiB"), (65_536, "64 KiB")] {
+        *request.borrow_mut() = signed_post(size);
+        add(
+            format!("step 4, {label} body"),
+            "bodies",
+            0,
+            1,
+            0.2,
+            Filter::Wasm {
+                wasm: &step_4,
+                json: signed_body_json(),
+            },
+        );
+    }
 
     let ticks = measure::clock_ticks_per_second();
     // samples[setup] = (checked, unchecked) per round, interleaved so that
@@ -204,16 +287,28 @@ fn main() {
         for (setup, sample) in setups.iter().zip(samples.iter_mut()) {
             let n =
                 ((requests as f64 * setup.request_share) as u64).max(if quick { 20 } else { 50 });
-            let url = |path: &str| format!("http://127.0.0.1:{}{path}", setup.envoy.port);
+            let url = |path: &str| {
+                format!(
+                    "http://127.0.0.1:{}{}{path}",
+                    setup.envoy.port,
+                    setup.request.path_prefix()
+                )
+            };
             let pid = setup.envoy.server.pid();
-            sample
-                .0
-                .push(measure::cpu_us_per_request(pid, &url("/checked"), n, ticks));
+            let extra = setup.request.h2load_args();
+            sample.0.push(measure::cpu_us_per_request(
+                pid,
+                &url("/checked"),
+                n,
+                ticks,
+                extra,
+            ));
             sample.1.push(measure::cpu_us_per_request(
                 pid,
                 &url("/unchecked"),
                 n,
                 ticks,
+                extra,
             ));
         }
     }
@@ -235,6 +330,12 @@ fn main() {
         })
         .collect();
 
+    // Envoys are stopped by PID when `setups` is dropped.
+    drop(setups);
+
+    eprintln!("==> Envoy's memory with concurrent 1 MB bodies held by step 4");
+    let memory = body_memory::measure(&step_4, quick);
+
     let results = json!({
         "quick": quick,
         "rounds": rounds,
@@ -242,9 +343,8 @@ fn main() {
         "sizes": step_sizes,
         "profile_variants": profile_sizes,
         "cpu": cpu,
+        "body_memory": memory,
     });
     report::write(&out, &results);
     eprintln!("==> results in {}", out.display());
-    // Envoys are stopped by PID when `setups` is dropped.
-    drop(setups);
 }

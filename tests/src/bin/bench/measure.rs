@@ -28,14 +28,23 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     utime + stime
 }
 
-/// Sends `requests` GETs to `url` with h2load over HTTP/1.1 (4 connections)
-/// and returns Envoy's CPU microseconds per request. Panics when any request
-/// did not get a 2xx, so a misconfigured filter cannot pass for a fast one.
-pub fn cpu_us_per_request(envoy_pid: u32, url: &str, requests: u64, ticks_per_second: f64) -> f64 {
+/// Sends `requests` requests to `url` with h2load over HTTP/1.1 (4
+/// connections): GETs, or what `extra` (more h2load arguments: a body file
+/// with `-d`, headers) makes them. Returns Envoy's CPU microseconds per
+/// request. Panics when any request did not get a 2xx, so a misconfigured
+/// filter cannot pass for a fast one.
+pub fn cpu_us_per_request(
+    envoy_pid: u32,
+    url: &str,
+    requests: u64,
+    ticks_per_second: f64,
+    extra: &[String],
+) -> f64 {
     let before = cpu_ticks(envoy_pid);
     let output = Command::new("h2load")
         .args(["--h1", "-c", "4", "-n", &requests.to_string()])
         .args(["-H", &format!("x-api-key: {}", super::configs::REQUEST_KEY)])
+        .args(extra)
         .arg(url)
         .output()
         .expect("run h2load (apt-get install nghttp2-client)");

@@ -122,6 +122,22 @@ pub fn write(out: &Path, results: &Value) {
     write_file("cpu.md", table);
 
     write_file("keys.svg", keys_chart(&cpu));
+
+    let mut memory = String::from(
+        "| 1 MB bodies held at once | Envoy resident memory | added | Envoy heap (allocated) | added |\n|---|---|---|---|---|\n",
+    );
+    for row in results["body_memory"].as_array().cloned().unwrap_or_default() {
+        let _ = writeln!(
+            memory,
+            "| {} | {:.0} MiB | {:.0} MiB | {:.0} MiB | {:.0} MiB |",
+            row["bodies"],
+            us(&row["resident_mib"]),
+            us(&row["resident_added_mib"]),
+            us(&row["heap_mib"]),
+            us(&row["heap_added_mib"])
+        );
+    }
+    write_file("body-memory.md", memory);
 }
 
 /// Added CPU per request against the number of keys, both axes logarithmic:
