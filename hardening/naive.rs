@@ -149,3 +149,16 @@ pub const KEEP_CONTENT_LENGTH: Patch = Patch {
     to: "// (content-length left as the client sent it)",
 };
 // ANCHOR_END: naive_keep_content_length
+
+/// Step 4 pausing in `on_http_request_headers` to hold the request until
+/// the body is verified: Envoy then holds the body back from the plugin
+/// too, and the request waits for a body callback that never comes.
+// ANCHOR: naive_pause_headers
+pub const PAUSE_AT_HEADERS: Patch = Patch {
+    file: "src/filter.rs",
+    from: "// so the request would wait forever.
+                    Action::Continue",
+    to: "// so the request would wait forever.
+                    Action::Pause",
+};
+// ANCHOR_END: naive_pause_headers

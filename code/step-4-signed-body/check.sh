@@ -126,6 +126,9 @@ expect "... replayed with a fresh timestamp -> 401" 401 '"invalid signature"' --
   --data-binary "@$event" "$URL"
 expect "no timestamp -> 400" 400 '"missing timestamp"' -- \
   -H "X-Signature-256: $good" --data-binary "@$event" "$URL"
+expect "timestamp sent twice -> 400" 400 '"timestamp sent more than once"' -- \
+  -H "X-Signature-256: $good" -H "X-Signature-Timestamp: $now" -H "X-Signature-Timestamp: $old" \
+  --data-binary "@$event" "$URL"
 expect "malformed timestamp -> 400" 400 '"malformed timestamp"' -- \
   -H "X-Signature-256: $good" -H "X-Signature-Timestamp: ${now}.0" --data-binary "@$event" "$URL"
 

@@ -477,3 +477,70 @@ fn a_replaced_body_needs_its_content_length_removed() {
         ),
     );
 }
+
+/// Pausing in `on_http_request_headers` looks like the way to hold the
+/// whole request, but Envoy turns it into "stop all iteration": the body is
+/// buffered by Envoy, not handed to the plugin, and the request hangs until
+/// the stream idle timeout (5 minutes by default, 1 s here).
+#[test]
+fn pausing_at_the_headers_holds_the_body_back_from_the_plugin() {
+    let naive = variants::build(STEP, "pause-at-headers", &[naive::PAUSE_AT_HEADERS]);
+    let stack = start("step4-pause-at-headers-naive", &naive, |config| {
+        config.replace_once(
+            "stat_prefix: ingress\n",
+            "stat_prefix: ingress\n          stream_idle_timeout: 1s\n",
+        )
+    });
+    let timestamp = now();
+    let body = b"{}";
+    let started = Instant::now();
+    let response = post(&stack, &signature(&timestamp, body), &timestamp, body);
+    let elapsed = started.elapsed();
+    assert_eq!(response.status, 504, "{}", response.body);
+    assert!(elapsed >= Duration::from_millis(950), "{elapsed:?}");
+    assert_eq!(verdicts(&stack), ["Pending"], "the body callback ran");
+    capture::check_or_update(
+        "step-4-signed-body/pause-at-headers.txt",
+        &format!(
+            "{} {} after the 1 s stream idle timeout, the plugin's verdict: {}\n",
+            response.status,
+            response.body,
+            verdicts(&stack)[0]
+        ),
+    );
+}
+
+/// Two readings of one body's length are refused before any filter runs:
+/// Envoy's HTTP/1.1 codec answers 400, so the plugin never has to choose.
+#[test]
+fn conflicting_lengths_are_refused_by_envoy() {
+    use std::io::{Read, Write};
+    let stack = Stack::step("step4-conflicting-lengths", STEP, 1);
+    for (name, framing) in [
+        (
+            "content-length and transfer-encoding",
+            "content-length: 5\r\ntransfer-encoding: chunked\r\n",
+        ),
+        (
+            "two different content-lengths",
+            "content-length: 5\r\ncontent-length: 6\r\n",
+        ),
+    ] {
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", stack.envoy.port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a read timeout");
+        let request = format!(
+            "POST {PATH} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{framing}\r\n5\r\nhello\r\n0\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{name}: {answer}");
+    }
+    // Envoy answers through the filter chain, so the plugin logs each
+    // request, but its header callback never ran: no decision was made.
+    assert_eq!(verdicts(&stack), ["Pending", "Pending"]);
+}

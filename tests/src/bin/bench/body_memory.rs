@@ -51,9 +51,13 @@ pub fn measure(wasm: &Path, quick: bool) -> Value {
         "max_body_bytes": 1_048_576,
     })
     .to_string();
-    let stack = Stack::start("bench-body-memory", "step-4-signed-body", wasm, 2, |config| {
-        config.set_plugin_configuration(&json)
-    })
+    let stack = Stack::start(
+        "bench-body-memory",
+        "step-4-signed-body",
+        wasm,
+        2,
+        |config| config.set_plugin_configuration(&json),
+    )
     .unwrap_or_else(|log| panic!("{log}"));
     let pid = stack.envoy.server.pid();
     let steps: &[usize] = if quick { &[0, 2] } else { &[0, 25, 50, 100] };
@@ -65,11 +69,12 @@ pub fn measure(wasm: &Path, quick: bool) -> Value {
     let (start_rss, start_heap) = (resident_bytes(pid), heap_bytes(&stack));
     for &count in steps {
         while open.len() < count {
-            let mut request =
-                ChunkedRequest::start(stack.envoy.port, "/webhooks/bench", &headers)
-                    .expect("connect to Envoy");
+            let mut request = ChunkedRequest::start(stack.envoy.port, "/webhooks/bench", &headers)
+                .expect("connect to Envoy");
             for _ in 0..BODY_BYTES / chunk.len() {
-                request.send_chunk(&chunk).expect("send a piece of the body");
+                request
+                    .send_chunk(&chunk)
+                    .expect("send a piece of the body");
             }
             open.push(request);
         }

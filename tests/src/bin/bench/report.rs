@@ -126,7 +126,11 @@ pub fn write(out: &Path, results: &Value) {
     let mut memory = String::from(
         "| 1 MB bodies held at once | Envoy resident memory | added | Envoy heap (allocated) | added |\n|---|---|---|---|---|\n",
     );
-    for row in results["body_memory"].as_array().cloned().unwrap_or_default() {
+    for row in results["body_memory"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
         let _ = writeln!(
             memory,
             "| {} | {:.0} MiB | {:.0} MiB | {:.0} MiB | {:.0} MiB |",
