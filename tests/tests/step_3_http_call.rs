@@ -230,3 +230,91 @@ fn fifty_concurrent_valid_requests_all_succeed() {
     println!("50 concurrent valid requests: {ok} answered 200");
     assert_eq!(ok, 50, "{results:?}");
 }
+
+/// One line of `/stats/prometheus` (`name value`), or `None`.
+fn prometheus_value(stack: &Stack, name: &str) -> Option<u64> {
+    stack
+        .envoy
+        .admin("/stats/prometheus")
+        .lines()
+        .find_map(|line| {
+            let (metric, value) = line.rsplit_once(' ')?;
+            let metric = metric.split('{').next()?;
+            (metric == name).then(|| value.parse().ok())?
+        })
+}
+
+/// The plugin's counters after a known sequence of requests, in both of
+/// Envoy's formats, and the latency histogram's count once Envoy has
+/// merged it (histograms reach the admin output at each stats flush).
+#[test]
+fn metrics_count_each_outcome() {
+    let mut stack = start("step3-metrics", &controlled(&[]), |_| {});
+    let port = stack.envoy.port;
+    for _ in 0..3 {
+        assert_eq!(get_with_key(&stack, b"key-abc123").status, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(get_with_key(&stack, b"not-a-key").status, 403);
+    }
+    assert_eq!(
+        http::get(port, "/api/users", &[]).map(|r| r.status).ok(),
+        Some(401)
+    );
+    let twice = http::get(
+        port,
+        "/api/users",
+        &[("x-api-key", b"key-abc123"), ("x-api-key", b"other")],
+    );
+    assert_eq!(twice.map(|r| r.status).ok(), Some(400));
+    stack
+        .auth_service
+        .as_mut()
+        .expect("auth service started")
+        .stop();
+    refused_request(&stack);
+
+    let stats = stack
+        .envoy
+        .admin("/stats?filter=^wasmcustom[.]auth_plugin[.]");
+    let counters: String = stats
+        .lines()
+        .filter(|line| !line.contains("auth_call_ms"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    for expected in [
+        "wasmcustom.auth_plugin.allowed: 3",
+        "wasmcustom.auth_plugin.refused.unknown_key: 2",
+        "wasmcustom.auth_plugin.refused.missing_key: 1",
+        "wasmcustom.auth_plugin.refused.repeated_key: 1",
+        "wasmcustom.auth_plugin.auth_service_failed: 1",
+    ] {
+        assert!(counters.contains(expected), "no `{expected}` in:\n{stats}");
+    }
+    assert_eq!(prometheus_value(&stack, "auth_plugin_allowed"), Some(3));
+
+    // Six calls reached Envoy's HTTP client: three yes, two no, one failed.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut calls = None;
+    while Instant::now() < deadline {
+        calls = prometheus_value(&stack, "auth_plugin_auth_call_ms_count");
+        if calls == Some(6) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(calls, Some(6), "the auth call histogram's count");
+    let prometheus: String = stack
+        .envoy
+        .admin("/stats/prometheus")
+        .lines()
+        .filter(|line| {
+            line.starts_with("auth_plugin_") && !line.contains("_bucket") && !line.contains("_sum")
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    capture::check_or_update_stats(
+        "step-3-http-call/metrics.txt",
+        &format!("$ curl -s 'http://127.0.0.1:9091/stats?filter=^wasmcustom[.]auth_plugin[.]' | grep -v auth_call_ms\n{counters}\n$ curl -s http://127.0.0.1:9091/stats/prometheus | grep '^auth_plugin_'\n{prometheus}"),
+    );
+}

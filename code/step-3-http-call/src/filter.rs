@@ -3,11 +3,13 @@
 //! the auth service about the key and waits for its answer.
 
 use crate::config::AuthConfig;
+use crate::metrics::{Metrics, Outcome};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, Bytes, MapType};
 use serde::Deserialize;
 use std::rc::Rc;
+use std::time::SystemTime;
 
 /// The header this plugin sets for the upstream. Setting it replaces every
 /// copy a client sent, and a rejected request never reaches the upstream, so
@@ -33,17 +35,22 @@ enum Verdict {
 
 pub struct AuthFilter {
     config: Option<Rc<AuthConfig>>,
+    metrics: Option<Metrics>,
     verdict: Verdict,
     /// The token of the call in flight, to recognise its answer.
     call: Option<u32>,
+    /// When the call was sent, for the latency histogram.
+    call_sent: Option<SystemTime>,
 }
 
 impl AuthFilter {
-    pub fn new(config: Option<Rc<AuthConfig>>) -> Self {
+    pub fn new(config: Option<Rc<AuthConfig>>, metrics: Option<Metrics>) -> Self {
         AuthFilter {
             config,
+            metrics,
             verdict: Verdict::Pending,
             call: None,
+            call_sent: None,
         }
     }
 }
@@ -175,6 +182,7 @@ impl AuthFilter {
         ) {
             Ok(token) => {
                 self.call = Some(token);
+                self.call_sent = Some(self.get_current_time());
                 self.verdict = Verdict::WaitingForAuthService;
                 // Hold the request here until on_http_call_response.
                 Action::Pause
@@ -208,6 +216,10 @@ impl Context for AuthFilter {
             return;
         }
         self.call = None;
+        if let (Some(metrics), Some(sent)) = (self.metrics, self.call_sent.take()) {
+            let waited = self.get_current_time().duration_since(sent).unwrap_or_default();
+            metrics.record_auth_call(waited.as_millis() as u64);
+        }
         // The hostcalls functions return errors instead of panicking.
         let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
             .ok()
@@ -287,9 +299,24 @@ impl HttpContext for AuthFilter {
     }
     // ANCHOR_END: on_http_request_headers
 
+    // ANCHOR: on_log
     fn on_log(&mut self) {
         log::info!("request completed, verdict {:?}", self.verdict);
+        let outcome = match self.verdict {
+            Verdict::Allowed => Outcome::Allowed,
+            Verdict::MissingKey => Outcome::MissingKey,
+            Verdict::RepeatedKey => Outcome::RepeatedKey,
+            Verdict::UnknownKey => Outcome::UnknownKey,
+            Verdict::AuthServiceFailed => Outcome::AuthServiceFailed,
+            // Not configured (the plugin was refused), or the client left
+            // before a verdict: nothing to count.
+            _ => return,
+        };
+        if let Some(metrics) = self.metrics {
+            metrics.count(outcome);
+        }
     }
+    // ANCHOR_END: on_log
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 
 mod config;
 mod filter;
+mod metrics;
 
 use config::AuthConfig;
 use filter::AuthFilter;
+use metrics::Metrics;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use std::rc::Rc;
@@ -12,7 +14,7 @@ use std::rc::Rc;
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_context_id| -> Box<dyn RootContext> {
-        Box::new(AuthRoot { config: None })
+        Box::new(AuthRoot { config: None, metrics: None })
     });
 }}
 
@@ -22,6 +24,8 @@ struct AuthRoot {
     /// `Rc` because every request's filter shares this one copy of the
     /// configuration: creating a filter costs a reference count, not a copy.
     config: Option<Rc<AuthConfig>>,
+    /// Defined once per VM, with the configuration.
+    metrics: Option<Metrics>,
 }
 
 impl Context for AuthRoot {}
@@ -37,6 +41,9 @@ impl RootContext for AuthRoot {
                     config.timeout
                 );
                 self.config = Some(Rc::new(config));
+                if self.metrics.is_none() {
+                    self.metrics = Some(Metrics::define());
+                }
                 true
             }
             Err(error) => {
@@ -49,7 +56,7 @@ impl RootContext for AuthRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(AuthFilter::new(self.config.clone())))
+        Some(Box::new(AuthFilter::new(self.config.clone(), self.metrics)))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -1,0 +1,75 @@
+//! The plugin's counters, and a histogram of the auth call's duration, in
+//! Envoy's statistics. Envoy prefixes every name a plugin defines with
+//! `wasmcustom.`, so `/stats` shows `wasmcustom.auth_plugin.allowed`.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+// ANCHOR: metrics
+/// The ids Envoy gave this VM's metrics. Every worker's VM defines the same
+/// names, and Envoy keeps one statistic per name: the counts of all
+/// workers add up in it.
+#[derive(Clone, Copy)]
+pub struct Metrics {
+    allowed: Option<u32>,
+    missing_key: Option<u32>,
+    repeated_key: Option<u32>,
+    unknown_key: Option<u32>,
+    auth_service_failed: Option<u32>,
+    auth_call_ms: Option<u32>,
+}
+
+/// What a request's counter is, from the verdict in `on_log`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Outcome {
+    Allowed,
+    MissingKey,
+    RepeatedKey,
+    UnknownKey,
+    AuthServiceFailed,
+}
+
+impl Metrics {
+    /// Defines the metrics (in `on_configure`). A metric Envoy refuses is
+    /// left out and logged: the plugin checks keys without it.
+    pub fn define() -> Metrics {
+        let define = |kind, name: &str| match hostcalls::define_metric(kind, name) {
+            Ok(id) => Some(id),
+            Err(status) => {
+                log::warn!("metric `{name}` not defined: {status:?}");
+                None
+            }
+        };
+        Metrics {
+            allowed: define(MetricType::Counter, "auth_plugin.allowed"),
+            missing_key: define(MetricType::Counter, "auth_plugin.refused.missing_key"),
+            repeated_key: define(MetricType::Counter, "auth_plugin.refused.repeated_key"),
+            unknown_key: define(MetricType::Counter, "auth_plugin.refused.unknown_key"),
+            auth_service_failed: define(MetricType::Counter, "auth_plugin.auth_service_failed"),
+            auth_call_ms: define(MetricType::Histogram, "auth_plugin.auth_call_ms"),
+        }
+    }
+
+    pub fn count(&self, outcome: Outcome) {
+        let id = match outcome {
+            Outcome::Allowed => self.allowed,
+            Outcome::MissingKey => self.missing_key,
+            Outcome::RepeatedKey => self.repeated_key,
+            Outcome::UnknownKey => self.unknown_key,
+            Outcome::AuthServiceFailed => self.auth_service_failed,
+        };
+        if let Some(id) = id {
+            // A statistic that could not be updated is not a reason to
+            // fail the request.
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
+    /// How long the auth service took to answer (or Envoy to give up).
+    pub fn record_auth_call(&self, milliseconds: u64) {
+        if let Some(id) = self.auth_call_ms {
+            let _ = hostcalls::record_metric(id, milliseconds);
+        }
+    }
+}
+// ANCHOR_END: metrics
