@@ -1,5 +1,6 @@
 //! Operating a plugin: the key list changed while Envoy serves, through a
-//! listener file Envoy watches (code/step-1-auth/reload/).
+//! filter configuration file Envoy watches (code/step-1-auth/reload/), and
+//! different keys per route (code/step-1-auth/per-route/).
 
 use harness::capture;
 use harness::envoy::{Envoy, EnvoyConfig};
@@ -14,6 +15,46 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const STEP: &str = "step-1-auth";
+const UPDATE_SUCCESS: &str = "extension_config_discovery.http_filter.auth.update_success";
+const UPDATE_REJECTED: &str = "extension_config_discovery.http_filter.auth.update_rejected";
+
+/// A kept-alive HTTP/1.1 connection: shows what a client that opened its
+/// connection before a change gets after it.
+struct KeptAlive(std::net::TcpStream);
+
+impl KeptAlive {
+    fn open(port: u16) -> KeptAlive {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a read timeout");
+        KeptAlive(stream)
+    }
+
+    fn status(&mut self, key: &str) -> u16 {
+        use std::io::{Read, Write};
+        let request = format!("GET /api/users HTTP/1.1\r\nhost: x\r\nx-api-key: {key}\r\n\r\n");
+        self.0.write_all(request.as_bytes()).expect("send");
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 8192];
+        loop {
+            let read = self.0.read(&mut buffer).expect("read");
+            assert!(read > 0, "the connection was closed");
+            answer.extend_from_slice(&buffer[..read]);
+            let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    return head[9..12].parse().unwrap_or(0);
+                }
+            }
+        }
+    }
+}
 
 fn status(port: u16, key: &str) -> u16 {
     http::get(port, "/api/users", &[("x-api-key", key.as_bytes())]).map_or(0, |r| r.status)
@@ -41,7 +82,8 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
 }
 
 /// The step's `reload/` folder copied into `dir/reload`, on free ports,
-/// loading `wasm`; returns Envoy's bootstrap and the listener's port.
+/// loading `wasm`; returns Envoy's bootstrap, the plugin's port and the
+/// admin port.
 fn reload_setup(dir: &Path, wasm: &Path) -> (EnvoyConfig, u16, u16) {
     let source = paths::repo_root().join("code").join(STEP).join("reload");
     let reload = dir.join("reload");
@@ -53,26 +95,30 @@ fn reload_setup(dir: &Path, wasm: &Path) -> (EnvoyConfig, u16, u16) {
             .replace("port_value: 3000 ", &format!("port_value: {echo} "))
     };
     let read = |name: &str| std::fs::read_to_string(source.join(name)).expect("read reload file");
-    let listeners = on_free_ports(read("listeners.yaml")).replace(
+    let filter = read("auth-filter.yaml").replace(
         "filename: target/wasm32-wasip1/release/step_1_auth.wasm",
         &format!("filename: {}", wasm.display()),
     );
-    std::fs::write(reload.join("listeners.yaml"), listeners).expect("write listeners.yaml");
+    std::fs::write(reload.join("auth-filter.yaml"), filter).expect("write auth-filter.yaml");
     std::fs::copy(source.join("set-keys.sh"), reload.join("set-keys.sh")).expect("copy script");
     let bootstrap = on_free_ports(read("envoy.yaml")).replace(
-        "path: reload/listeners.yaml",
-        &format!("path: {}", reload.join("listeners.yaml").display()),
+        "path: reload/auth-filter.yaml",
+        &format!("path: {}", reload.join("auth-filter.yaml").display()),
     );
     (EnvoyConfig::from_text(bootstrap), port, admin)
 }
 
 fn set_keys(dir: &Path, keys: &[&str]) {
-    let status = Command::new("bash")
+    let output = Command::new("bash")
         .arg(dir.join("reload/set-keys.sh"))
         .args(keys)
-        .status()
+        .output()
         .expect("run set-keys.sh");
-    assert!(status.success(), "set-keys.sh failed");
+    assert!(
+        output.status.success(),
+        "set-keys.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Valid requests, one after another on new connections, until stopped:
@@ -103,17 +149,19 @@ fn keys_change_without_a_restart_and_no_valid_request_fails() {
     let envoy = Envoy::start(&config, port, admin, 2, &dir).unwrap_or_else(|log| panic!("{log}"));
     assert_eq!(status(port, "key-abc123"), 200);
     assert_eq!(status(port, "key-new456"), 403);
-    let loaded = stat(&envoy, "listener_manager.lds.update_success");
+    let loaded = stat(&envoy, UPDATE_SUCCESS);
+    let mut kept_alive = KeptAlive::open(port);
+    assert_eq!(kept_alive.status("key-def456"), 200);
 
     let stop = Arc::new(AtomicBool::new(false));
     let stream = steady_stream(port, "key-abc123", stop.clone());
     std::thread::sleep(Duration::from_millis(300));
     set_keys(&dir, &["key-abc123", "key-new456"]);
     assert!(
-        eventually(|| stat(&envoy, "listener_manager.lds.update_success") > loaded),
-        "the new listener file was not applied"
+        eventually(|| stat(&envoy, UPDATE_SUCCESS) > loaded),
+        "the new filter configuration was not applied"
     );
-    // Each worker switches to the new listener's filter chain on its own.
+    // Each worker applies the new configuration on its own.
     assert!(
         eventually(|| status(port, "key-new456") == 200),
         "the new key was never accepted"
@@ -122,10 +170,17 @@ fn keys_change_without_a_restart_and_no_valid_request_fails() {
         eventually(|| status(port, "key-def456") == 403),
         "the removed key still works"
     );
+    // Also on a connection opened before the change: the new configuration
+    // applies to the next request, not to the next connection.
+    let on_old_connection = kept_alive.status("key-def456");
+    assert_eq!(
+        on_old_connection, 403,
+        "the removed key on an old connection"
+    );
 
     // A configuration the plugin refuses: no keys at all.
-    let listeners = dir.join("reload/listeners.yaml");
-    let text = std::fs::read_to_string(&listeners).expect("read listeners.yaml");
+    let listeners = dir.join("reload/auth-filter.yaml");
+    let text = std::fs::read_to_string(&listeners).expect("read auth-filter.yaml");
     let broken = text.replace(
         r#""valid_keys": ["key-abc123", "key-new456"]"#,
         r#""valid_keys": []"#,
@@ -134,7 +189,7 @@ fn keys_change_without_a_restart_and_no_valid_request_fails() {
     std::fs::write(dir.join("reload/broken.yaml"), broken).expect("write");
     std::fs::rename(dir.join("reload/broken.yaml"), &listeners).expect("rename");
     assert!(
-        eventually(|| stat(&envoy, "listener_manager.lds.update_rejected") == 1),
+        eventually(|| stat(&envoy, UPDATE_REJECTED) == 1),
         "the broken configuration was not rejected"
     );
     std::thread::sleep(Duration::from_millis(300));
@@ -156,15 +211,81 @@ fn keys_change_without_a_restart_and_no_valid_request_fails() {
         &format!(
             "$ bash reload/set-keys.sh key-abc123 key-new456\n\
              valid_keys: [\"key-abc123\", \"key-new456\"]\n\
-             key-new456: {}, key-def456: {}\n\
-             after a listener file with \"valid_keys\": []:\n\
-             listener_manager.lds.update_rejected: {}\n\
+             key-new456: {}, key-def456: {} (also on a connection opened before the change: {})\n\
+             after a file with \"valid_keys\": []:\n\
+             extension_config_discovery.http_filter.auth.update_rejected: {}\n\
              key-new456: {}\n\
              valid requests with key-abc123 sent during both changes: none failed\n",
             status(port, "key-new456"),
             status(port, "key-def456"),
-            stat(&envoy, "listener_manager.lds.update_rejected"),
+            on_old_connection,
+            stat(&envoy, UPDATE_REJECTED),
             status(port, "key-new456"),
         ),
+    );
+}
+
+/// A whole Envoy configuration from the step folder, on free ports, loading
+/// `wasm`; returns the running Envoy.
+fn start_file(test_name: &str, relative: &str, wasm: &Path) -> Envoy {
+    let dir = test_dir(test_name);
+    let (port, admin, echo) = (free_port(), free_port(), free_port());
+    let text = std::fs::read_to_string(paths::repo_root().join("code").join(STEP).join(relative))
+        .expect("read the config")
+        .replace("port_value: 8080 ", &format!("port_value: {port} "))
+        .replace("port_value: 9091 ", &format!("port_value: {admin} "))
+        .replace("port_value: 3000 ", &format!("port_value: {echo} "))
+        .replace(
+            "filename: target/wasm32-wasip1/release/step_1_auth.wasm",
+            &format!("filename: {}", wasm.display()),
+        );
+    Envoy::start(&EnvoyConfig::from_text(text), port, admin, 2, &dir)
+        .unwrap_or_else(|log| panic!("{log}"))
+}
+
+/// Two instances of the same plugin with different key lists, each turned
+/// off on the routes that are not its own: the admin route takes only the
+/// admin key, the rest of /api/ only the usual keys. The second instance
+/// shares the first one's VMs (same vm_config): no extra VM per worker.
+#[test]
+fn different_keys_per_route_with_a_second_instance() {
+    let wasm = steps::build(STEP);
+    let envoy = start_file("operating-per-route", "per-route/envoy.yaml", &wasm);
+    let port = envoy.port;
+    let get = |path: &str, key: Option<&str>| {
+        let headers: Vec<(&str, &[u8])> = key
+            .map(|k| ("x-api-key", k.as_bytes()))
+            .into_iter()
+            .collect();
+        http::get(port, path, &headers).map_or(0, |r| r.status)
+    };
+    let mut table = String::from("path               key             status\n");
+    for (path, key, expected) in [
+        ("/api/users", Some("key-abc123"), 200),
+        ("/api/users", Some("admin-key-7f3a"), 403),
+        ("/api/admin/users", Some("key-abc123"), 403),
+        ("/api/admin/users", Some("admin-key-7f3a"), 200),
+        ("/api/admin/users", None, 401),
+        ("/public/info", None, 200),
+    ] {
+        let status = get(path, key);
+        assert_eq!(status, expected, "{path} with {key:?}");
+        table.push_str(&format!(
+            "{path:<18} {:<15} {status}\n",
+            key.unwrap_or("(none)")
+        ));
+    }
+    let vms = |envoy: &Envoy| {
+        envoy
+            .admin("/stats?filter=^wasm.wasm_vm_count$")
+            .trim()
+            .to_owned()
+    };
+    let with_two = vms(&envoy);
+    let one = start_file("operating-per-route-one-instance", "envoy.yaml", &wasm);
+    assert_eq!(with_two, vms(&one), "the second instance added VMs");
+    capture::check_or_update_stats(
+        "operating/per-route.txt",
+        &format!("{table}\nVMs with one instance of the plugin: {}\nVMs with two:                      {with_two}\n", vms(&one)),
     );
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Replaces the plugin's key list in reload/listeners.yaml; a running Envoy
+# Replaces the plugin's key list in reload/auth-filter.yaml; a running Envoy
 # started with reload/envoy.yaml applies it within a second, no restart.
 # Usage: bash reload/set-keys.sh KEY [KEY...]
 set -euo pipefail
@@ -21,7 +21,7 @@ done
 # Write the new file beside the old one, then rename it over: a rename is
 # atomic, so Envoy reads either the old file or the new one, never half.
 sed "s/\"valid_keys\": \[[^]]*\]/\"valid_keys\": [$keys]/" \
-  "$here/listeners.yaml" > "$here/listeners.yaml.new"
-mv "$here/listeners.yaml.new" "$here/listeners.yaml"
+  "$here/auth-filter.yaml" > "$here/auth-filter.yaml.new"
+mv "$here/auth-filter.yaml.new" "$here/auth-filter.yaml"
 # ANCHOR_END: rename
 echo "valid_keys: [$keys]"
