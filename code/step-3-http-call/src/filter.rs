@@ -217,7 +217,10 @@ impl Context for AuthFilter {
         }
         self.call = None;
         if let (Some(metrics), Some(sent)) = (self.metrics, self.call_sent.take()) {
-            let waited = self.get_current_time().duration_since(sent).unwrap_or_default();
+            let waited = self
+                .get_current_time()
+                .duration_since(sent)
+                .unwrap_or_default();
             metrics.record_auth_call(waited.as_millis() as u64);
         }
         // The hostcalls functions return errors instead of panicking.

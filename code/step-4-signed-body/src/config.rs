@@ -65,11 +65,19 @@ pub enum ConfigError {
     /// Where the JSON went wrong, never what it said there: serde's own
     /// messages quote values and unknown field names, and an operator who
     /// pasted a secret into the wrong field would find it in the log.
-    Json { line: usize, column: usize, problem: &'static str },
+    Json {
+        line: usize,
+        column: usize,
+        problem: &'static str,
+    },
     BadHeaderName(&'static str),
     NoSecrets,
-    ShortSecret { position: usize },
-    RepeatedSecret { position: usize },
+    ShortSecret {
+        position: usize,
+    },
+    RepeatedSecret {
+        position: usize,
+    },
     BodyLimit,
     ToleranceWithoutHeader,
     Tolerance,
@@ -83,9 +91,15 @@ impl fmt::Display for ConfigError {
                 line,
                 column,
                 problem,
-            } => write!(f, "configuration is not valid: {problem} (line {line}, column {column})"),
+            } => write!(
+                f,
+                "configuration is not valid: {problem} (line {line}, column {column})"
+            ),
             ConfigError::BadHeaderName(field) => {
-                write!(f, "`{field}` must be a header name: letters, digits and -_.")
+                write!(
+                    f,
+                    "`{field}` must be a header name: letters, digits and -_."
+                )
             }
             ConfigError::NoSecrets => write!(f, "`secrets` must list at least one secret"),
             ConfigError::ShortSecret { position } => write!(
@@ -93,15 +107,17 @@ impl fmt::Display for ConfigError {
                 "secret number {position} in `secrets` is shorter than {MIN_SECRET_BYTES} bytes"
             ),
             ConfigError::RepeatedSecret { position } => {
-                write!(f, "secret number {position} in `secrets` repeats an earlier one")
+                write!(
+                    f,
+                    "secret number {position} in `secrets` repeats an earlier one"
+                )
             }
             ConfigError::BodyLimit => {
                 write!(f, "`max_body_bytes` must be between 1 and {MAX_BODY_BYTES}")
             }
-            ConfigError::ToleranceWithoutHeader => write!(
-                f,
-                "`timestamp_tolerance_seconds` needs `timestamp_header`"
-            ),
+            ConfigError::ToleranceWithoutHeader => {
+                write!(f, "`timestamp_tolerance_seconds` needs `timestamp_header`")
+            }
             ConfigError::Tolerance => write!(
                 f,
                 "`timestamp_tolerance_seconds` must be between 1 and {MAX_TOLERANCE_SECONDS}"
@@ -188,7 +204,6 @@ fn header_name(name: &str, field: &'static str) -> Result<String, ConfigError> {
 }
 // ANCHOR_END: parse
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,24 +234,48 @@ mod tests {
 
     #[test]
     fn refuses_every_bad_config() {
-        assert_eq!(SignatureConfig::parse(None).err(), Some(ConfigError::Missing));
+        assert_eq!(
+            SignatureConfig::parse(None).err(),
+            Some(ConfigError::Missing)
+        );
         let h = r#""signature_header":"x-sig""#;
         let s = format!(r#""secrets":["{SECRET}"]"#);
         let m = r#""max_body_bytes":10"#;
         for (json, expected) in [
-            (format!(r#"{{"signature_header":"bad header",{s},{m}}}"#),
-                ConfigError::BadHeaderName("signature_header")),
-            (format!(r#"{{{h},"secrets":[],{m}}}"#), ConfigError::NoSecrets),
-            (format!(r#"{{{h},"secrets":["short"],{m}}}"#),
-                ConfigError::ShortSecret { position: 1 }),
-            (format!(r#"{{{h},"secrets":["{SECRET}","{SECRET}"],{m}}}"#),
-                ConfigError::RepeatedSecret { position: 2 }),
-            (format!(r#"{{{h},{s},"max_body_bytes":0}}"#), ConfigError::BodyLimit),
-            (format!(r#"{{{h},{s},"max_body_bytes":9999999999}}"#), ConfigError::BodyLimit),
-            (format!(r#"{{{h},{s},{m},"timestamp_tolerance_seconds":5}}"#),
-                ConfigError::ToleranceWithoutHeader),
-            (format!(r#"{{{h},{s},{m},"timestamp_header":"t","timestamp_tolerance_seconds":0}}"#),
-                ConfigError::Tolerance),
+            (
+                format!(r#"{{"signature_header":"bad header",{s},{m}}}"#),
+                ConfigError::BadHeaderName("signature_header"),
+            ),
+            (
+                format!(r#"{{{h},"secrets":[],{m}}}"#),
+                ConfigError::NoSecrets,
+            ),
+            (
+                format!(r#"{{{h},"secrets":["short"],{m}}}"#),
+                ConfigError::ShortSecret { position: 1 },
+            ),
+            (
+                format!(r#"{{{h},"secrets":["{SECRET}","{SECRET}"],{m}}}"#),
+                ConfigError::RepeatedSecret { position: 2 },
+            ),
+            (
+                format!(r#"{{{h},{s},"max_body_bytes":0}}"#),
+                ConfigError::BodyLimit,
+            ),
+            (
+                format!(r#"{{{h},{s},"max_body_bytes":9999999999}}"#),
+                ConfigError::BodyLimit,
+            ),
+            (
+                format!(r#"{{{h},{s},{m},"timestamp_tolerance_seconds":5}}"#),
+                ConfigError::ToleranceWithoutHeader,
+            ),
+            (
+                format!(
+                    r#"{{{h},{s},{m},"timestamp_header":"t","timestamp_tolerance_seconds":0}}"#
+                ),
+                ConfigError::Tolerance,
+            ),
         ] {
             assert_eq!(parse(&json).err(), Some(expected), "{json}");
         }
@@ -253,7 +292,10 @@ mod tests {
             format!(r#"{{{h},"secrets":["{SECRET}", 5],"max_body_bytes":10}}"#),
             format!(r#"{{{h},"secrets":["{SECRET}"],"max_body_bytes":"{SECRET}"}}"#),
             format!(r#"{{{h},"secrets":["{SECRET}"],"max_body_bytes":10,"{SECRET}":1}}"#),
-            format!(r#"{{{h},"secrets":["{}"],"max_body_bytes":10}}"#, &SECRET[..20]),
+            format!(
+                r#"{{{h},"secrets":["{}"],"max_body_bytes":10}}"#,
+                &SECRET[..20]
+            ),
         ] {
             let Err(error) = parse(&json) else {
                 panic!("accepted: {json}");

@@ -92,7 +92,11 @@ impl SignatureFilter {
             [value] => match parse_signature(value) {
                 Some(signature) => signature,
                 None => {
-                    return Err(self.reject(Verdict::MalformedSignature, 401, "malformed signature"))
+                    return Err(self.reject(
+                        Verdict::MalformedSignature,
+                        401,
+                        "malformed signature",
+                    ))
                 }
             },
             _ => {

@@ -85,9 +85,9 @@ impl Verifier {
     /// match, so the time taken says nothing about the signature or about
     /// which secret signed it.
     pub fn matches(self, signature: &[u8; 32]) -> bool {
-        self.macs
-            .into_iter()
-            .fold(false, |found, mac| mac.verify_slice(signature).is_ok() | found)
+        self.macs.into_iter().fold(false, |found, mac| {
+            mac.verify_slice(signature).is_ok() | found
+        })
     }
 }
 // ANCHOR_END: verifier
@@ -184,7 +184,15 @@ mod tests {
     #[test]
     fn timestamps_are_plain_digits() {
         assert_eq!(parse_timestamp(b"1700000000"), Some(1_700_000_000));
-        for bad in [&b""[..], b"-5", b"+5", b" 5", b"5.0", b"1e9", b"9999999999999"] {
+        for bad in [
+            &b""[..],
+            b"-5",
+            b"+5",
+            b" 5",
+            b"5.0",
+            b"1e9",
+            b"9999999999999",
+        ] {
             assert_eq!(parse_timestamp(bad), None);
         }
     }
