@@ -17,6 +17,30 @@ fn start(test_name: &str, auth: &AuthService, edit: impl FnOnce(&mut EnvoyConfig
     Stack::start_with(test_name, STEP, &wasm, 2, auth, edit).unwrap_or_else(|log| panic!("{log}"))
 }
 
+/// The book's cache times, and the same with the cache off: the failure
+/// tests need every request to call the service.
+const BOOK_CACHE: &str = r#""cache_valid_seconds": 30, "cache_invalid_seconds": 5"#;
+
+fn without_cache(config: &mut EnvoyConfig) {
+    config.replace_once(
+        BOOK_CACHE,
+        r#""cache_valid_seconds": 0, "cache_invalid_seconds": 0"#,
+    );
+}
+
+fn with_cache_seconds(seconds: u64, slots: u32) -> impl FnOnce(&mut EnvoyConfig) {
+    move |config: &mut EnvoyConfig| {
+        config.replace_once(
+            BOOK_CACHE,
+            &format!(r#""cache_valid_seconds": {seconds}, "cache_invalid_seconds": {seconds}"#),
+        );
+        config.replace_once(
+            r#""cache_slots": 10000"#,
+            &format!(r#""cache_slots": {slots}"#),
+        );
+    }
+}
+
 /// The harness's auth service with the book's keys and `args`.
 fn controlled<'a>(args: &'a [&'a str]) -> AuthService<'a> {
     AuthService::Controlled {
@@ -91,7 +115,7 @@ fn assert_ended_by_call_timeout(elapsed: Duration) {
 
 #[test]
 fn a_stopped_service_is_envoys_503_and_refused_quickly() {
-    let mut stack = start("step3-service-down", &controlled(&[]), |_| {});
+    let mut stack = start("step3-service-down", &controlled(&[]), without_cache);
     assert_eq!(
         get_with_key(&stack, b"key-abc123").status,
         200,
@@ -249,6 +273,8 @@ fn prometheus_value(stack: &Stack, name: &str) -> Option<u64> {
 /// merged it (histograms reach the admin output at each stats flush).
 #[test]
 fn metrics_count_each_outcome() {
+    // With the book's cache: the first request with a key asks the
+    // service, the next ones within the time-to-live do not.
     let mut stack = start("step3-metrics", &controlled(&[]), |_| {});
     let port = stack.envoy.port;
     for _ in 0..3 {
@@ -272,7 +298,9 @@ fn metrics_count_each_outcome() {
         .as_mut()
         .expect("auth service started")
         .stop();
-    refused_request(&stack);
+    // A key not asked before: not in the cache, so the stopped service is
+    // called, and fails.
+    assert_eq!(get_with_key(&stack, b"key-def456").status, 503);
 
     let stats = stack
         .envoy
@@ -288,22 +316,25 @@ fn metrics_count_each_outcome() {
         "wasmcustom.auth_plugin.refused.missing_key: 1",
         "wasmcustom.auth_plugin.refused.repeated_key: 1",
         "wasmcustom.auth_plugin.auth_service_failed: 1",
+        "wasmcustom.auth_plugin.cache.hit: 3",
+        "wasmcustom.auth_plugin.cache.miss: 3",
     ] {
         assert!(counters.contains(expected), "no `{expected}` in:\n{stats}");
     }
     assert_eq!(prometheus_value(&stack, "auth_plugin_allowed"), Some(3));
 
-    // Six calls reached Envoy's HTTP client: three yes, two no, one failed.
+    // Three calls reached Envoy's HTTP client: one yes, one no, one failed;
+    // the other valid and unknown keys were answered from the cache.
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut calls = None;
     while Instant::now() < deadline {
         calls = prometheus_value(&stack, "auth_plugin_auth_call_ms_count");
-        if calls == Some(6) {
+        if calls == Some(3) {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(calls, Some(6), "the auth call histogram's count");
+    assert_eq!(calls, Some(3), "the auth call histogram's count");
     let prometheus: String = stack
         .envoy
         .admin("/stats/prometheus")
@@ -317,4 +348,125 @@ fn metrics_count_each_outcome() {
         "step-3-http-call/metrics.txt",
         &format!("$ curl -s 'http://127.0.0.1:9091/stats?filter=^wasmcustom[.]auth_plugin[.]' | grep -v auth_call_ms\n{counters}\n$ curl -s http://127.0.0.1:9091/stats/prometheus | grep '^auth_plugin_'\n{prometheus}"),
     );
+}
+
+/// The validation requests the harness's auth service has logged.
+fn service_calls(stack: &Stack) -> usize {
+    std::fs::read_to_string(stack.dir.join("auth-service.log"))
+        .unwrap_or_default()
+        .matches("validation request")
+        .count()
+}
+
+fn cache_counter(stack: &Stack, name: &str) -> u64 {
+    prometheus_value(stack, &format!("auth_plugin_cache_{name}")).unwrap_or(0)
+}
+
+/// Many requests with one key: one call to the service per time-to-live,
+/// and the plugin's hit and miss counters agree with the service's count.
+#[test]
+fn cached_answers_mean_one_call_per_time_to_live() {
+    let stack = start(
+        "step3-cache",
+        &controlled(&[]),
+        with_cache_seconds(2, 10_000),
+    );
+    for _ in 0..20 {
+        assert_eq!(get_with_key(&stack, b"key-abc123").status, 200);
+    }
+    for _ in 0..10 {
+        assert_eq!(get_with_key(&stack, b"not-a-key").status, 403);
+    }
+    assert_eq!(service_calls(&stack), 2, "one call per key");
+    assert_eq!(cache_counter(&stack, "miss"), 2);
+    assert_eq!(cache_counter(&stack, "hit"), 28);
+
+    // After the time-to-live, the next request asks again.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(get_with_key(&stack, b"key-abc123").status, 200);
+    assert_eq!(service_calls(&stack), 3);
+    assert_eq!(
+        cache_counter(&stack, "miss") as usize,
+        service_calls(&stack)
+    );
+    capture::check_or_update(
+        "step-3-http-call/cache.txt",
+        &format!(
+            "20 requests with key-abc123, 10 with not-a-key, then key-abc123 after the 2 s time-to-live\n\
+             calls to the auth service: {}\n\
+             auth_plugin_cache_hit: {}\n\
+             auth_plugin_cache_miss: {}\n",
+            service_calls(&stack),
+            cache_counter(&stack, "hit"),
+            cache_counter(&stack, "miss")
+        ),
+    );
+}
+
+/// A key the service stops accepting keeps working from the cache, but no
+/// longer than the time-to-live of a yes.
+#[test]
+fn a_revoked_key_stops_working_within_the_time_to_live() {
+    let stack = start(
+        "step3-cache-revoked",
+        &controlled(&[]),
+        with_cache_seconds(2, 10_000),
+    );
+    assert_eq!(get_with_key(&stack, b"key-def456").status, 200);
+    let revoked_at = Instant::now();
+    std::fs::write(stack.dir.join("keys.txt"), "key-abc123\nkey-ghi789\n")
+        .expect("rewrite the auth service's keys");
+    assert_eq!(
+        get_with_key(&stack, b"key-def456").status,
+        200,
+        "from the cache"
+    );
+    let mut status = 200;
+    while status == 200 && revoked_at.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+        status = get_with_key(&stack, b"key-def456").status;
+    }
+    let elapsed = revoked_at.elapsed();
+    assert_eq!(
+        status, 403,
+        "still accepted {elapsed:?} after the revocation"
+    );
+    assert!(
+        elapsed <= Duration::from_millis(2300),
+        "refused only after {elapsed:?}"
+    );
+}
+
+/// The cache holds at most `cache_slots` answers, and an answer is only
+/// ever used for the key it was given for: with one slot, every key
+/// shares it, and a valid key's yes never answers for another key.
+#[test]
+fn the_cache_is_bounded_and_answers_only_for_its_own_key() {
+    let stack = start(
+        "step3-cache-one-slot",
+        &controlled(&[]),
+        with_cache_seconds(30, 1),
+    );
+    assert_eq!(get_with_key(&stack, b"key-abc123").status, 200);
+    assert_eq!(get_with_key(&stack, b"key-abc123").status, 200);
+    assert_eq!(
+        service_calls(&stack),
+        1,
+        "the second answer came from the cache"
+    );
+    // Another key lands in the same slot: the stored yes is not for it.
+    assert_eq!(get_with_key(&stack, b"not-a-key").status, 403);
+    assert_eq!(service_calls(&stack), 2);
+    // Its no took the only slot: the valid key is asked again.
+    assert_eq!(get_with_key(&stack, b"key-abc123").status, 200);
+    assert_eq!(service_calls(&stack), 3);
+    // Headers a client sends do not change what is cached or answered.
+    let forged = http::get(
+        stack.envoy.port,
+        "/api/users",
+        &[("x-api-key", b"not-a-key"), ("x-auth-status", b"valid")],
+    )
+    .expect("an answer");
+    assert_eq!(forged.status, 403);
+    assert_no_key_logged(&stack, &BOOK_KEYS);
 }

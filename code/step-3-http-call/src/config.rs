@@ -19,6 +19,15 @@ struct RawConfig {
     auth_path: String,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
+    /// How long a yes from the auth service is reused (0: never cached).
+    #[serde(default = "default_cache_valid_seconds")]
+    cache_valid_seconds: u64,
+    /// How long a no is reused: shorter, so a key just created works soon.
+    #[serde(default = "default_cache_invalid_seconds")]
+    cache_invalid_seconds: u64,
+    /// The most answers the cache holds (see `cache.rs`).
+    #[serde(default = "default_cache_slots")]
+    cache_slots: u32,
 }
 
 fn default_auth_path() -> String {
@@ -34,6 +43,26 @@ fn default_timeout_ms() -> u64 {
 pub const MAX_TIMEOUT_MS: u64 = 10_000;
 // ANCHOR_END: raw_config
 
+// ANCHOR: cache_defaults
+/// A revoked key keeps working for at most this long.
+fn default_cache_valid_seconds() -> u64 {
+    30
+}
+
+fn default_cache_invalid_seconds() -> u64 {
+    5
+}
+
+/// Each slot holds one answer of 41 bytes plus its name; 10,000 slots are
+/// well under a megabyte of shared data, and never more.
+fn default_cache_slots() -> u32 {
+    10_000
+}
+
+pub const MAX_CACHE_SECONDS: u64 = 3600;
+pub const MAX_CACHE_SLOTS: u32 = 1_000_000;
+// ANCHOR_END: cache_defaults
+
 /// The checked configuration every request of this VM reads.
 #[derive(Debug)]
 pub struct AuthConfig {
@@ -43,6 +72,20 @@ pub struct AuthConfig {
     pub auth_authority: String,
     pub auth_path: String,
     pub timeout: Duration,
+    pub cache: CacheSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CacheSettings {
+    pub valid_seconds: u64,
+    pub invalid_seconds: u64,
+    pub slots: u32,
+}
+
+impl CacheSettings {
+    pub fn enabled(&self) -> bool {
+        self.valid_seconds > 0 || self.invalid_seconds > 0
+    }
 }
 
 /// Why a configuration was refused.
@@ -55,6 +98,8 @@ pub enum ConfigError {
     Empty(&'static str),
     BadPath,
     BadTimeout,
+    BadCacheSeconds,
+    BadCacheSlots,
 }
 
 impl fmt::Display for ConfigError {
@@ -70,6 +115,13 @@ impl fmt::Display for ConfigError {
             ConfigError::BadPath => write!(f, "`auth_path` must start with `/`"),
             ConfigError::BadTimeout => {
                 write!(f, "`timeout_ms` must be between 1 and {MAX_TIMEOUT_MS}")
+            }
+            ConfigError::BadCacheSeconds => write!(
+                f,
+                "`cache_valid_seconds` and `cache_invalid_seconds` must be at most {MAX_CACHE_SECONDS}"
+            ),
+            ConfigError::BadCacheSlots => {
+                write!(f, "`cache_slots` must be between 1 and {MAX_CACHE_SLOTS}")
             }
         }
     }
@@ -105,6 +157,14 @@ impl AuthConfig {
         if !(1..=MAX_TIMEOUT_MS).contains(&raw.timeout_ms) {
             return Err(ConfigError::BadTimeout);
         }
+        if raw.cache_valid_seconds > MAX_CACHE_SECONDS
+            || raw.cache_invalid_seconds > MAX_CACHE_SECONDS
+        {
+            return Err(ConfigError::BadCacheSeconds);
+        }
+        if !(1..=MAX_CACHE_SLOTS).contains(&raw.cache_slots) {
+            return Err(ConfigError::BadCacheSlots);
+        }
 
         Ok(AuthConfig {
             header_name,
@@ -112,6 +172,11 @@ impl AuthConfig {
             auth_authority: raw.auth_authority,
             auth_path: raw.auth_path,
             timeout: Duration::from_millis(raw.timeout_ms),
+            cache: CacheSettings {
+                valid_seconds: raw.cache_valid_seconds,
+                invalid_seconds: raw.cache_invalid_seconds,
+                slots: raw.cache_slots,
+            },
         })
     }
 }
@@ -133,6 +198,14 @@ mod tests {
         assert_eq!(config.header_name, "x-api-key");
         assert_eq!(config.auth_path, "/validate");
         assert_eq!(config.timeout, Duration::from_millis(500));
+        assert_eq!(
+            config.cache,
+            CacheSettings {
+                valid_seconds: 30,
+                invalid_seconds: 5,
+                slots: 10_000
+            }
+        );
     }
 
     #[test]
@@ -177,6 +250,14 @@ mod tests {
             (
                 r#"{"header_name":"x","auth_cluster":"a","auth_authority":"a","timeout_ms":10001}"#,
                 ConfigError::BadTimeout,
+            ),
+            (
+                r#"{"header_name":"x","auth_cluster":"a","auth_authority":"a","cache_valid_seconds":3601}"#,
+                ConfigError::BadCacheSeconds,
+            ),
+            (
+                r#"{"header_name":"x","auth_cluster":"a","auth_authority":"a","cache_slots":0}"#,
+                ConfigError::BadCacheSlots,
             ),
         ];
         for (json, expected) in cases {

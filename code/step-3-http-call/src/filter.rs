@@ -2,6 +2,7 @@
 //! The per-request part: one `AuthFilter` for each HTTP request, which asks
 //! the auth service about the key and waits for its answer.
 
+use crate::cache::{self, Answer, Slot};
 use crate::config::AuthConfig;
 use crate::metrics::{Metrics, Outcome};
 use proxy_wasm::hostcalls;
@@ -9,7 +10,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, Bytes, MapType};
 use serde::Deserialize;
 use std::rc::Rc;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The header this plugin sets for the upstream. Setting it replaces every
 /// copy a client sent, and a rejected request never reaches the upstream, so
@@ -41,6 +42,8 @@ pub struct AuthFilter {
     call: Option<u32>,
     /// When the call was sent, for the latency histogram.
     call_sent: Option<SystemTime>,
+    /// Where the call's answer goes in the cache.
+    slot: Option<Slot>,
 }
 
 impl AuthFilter {
@@ -51,6 +54,7 @@ impl AuthFilter {
             verdict: Verdict::Pending,
             call: None,
             call_sent: None,
+            slot: None,
         }
     }
 }
@@ -151,6 +155,23 @@ fn envoy_reason(status: &[u8], body: &[u8]) -> Option<String> {
 // ANCHOR_END: interpret
 
 impl AuthFilter {
+    fn now_seconds(&self) -> u64 {
+        self.get_current_time()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// Marks the request as checked, for the upstream.
+    fn allow(&mut self) {
+        self.verdict = Verdict::Allowed;
+        self.set_http_request_header(AUTH_STATUS_HEADER, Some("valid"));
+    }
+
+    fn refuse_unknown_key(&mut self) -> Action {
+        log::warn!("request with an API key the auth service refused");
+        self.reject(Verdict::UnknownKey, 403, br#"{"error":"invalid API key"}"#)
+    }
+
     /// Answers the client directly; the request never reaches the upstream.
     fn reject(&mut self, verdict: Verdict, status: u32, body: &[u8]) -> Action {
         self.verdict = verdict;
@@ -203,6 +224,49 @@ impl AuthFilter {
 }
 // ANCHOR_END: ask_auth_service
 
+// ANCHOR: cached
+impl AuthFilter {
+    /// The cached answer for this key, if there is a fresh one; otherwise
+    /// a call to the auth service, whose answer `remember` caches.
+    fn check_key(&mut self, config: &AuthConfig, key: &str) -> Action {
+        if !config.cache.enabled() {
+            return self.ask_auth_service(config, key);
+        }
+        let slot = Slot::for_key(key, config.cache.slots);
+        let cached = cache::lookup(&slot, self.now_seconds());
+        if let Some(metrics) = self.metrics {
+            metrics.count_cache(cached.is_some());
+        }
+        match cached {
+            Some(Answer::Valid) => {
+                self.allow();
+                Action::Continue
+            }
+            Some(Answer::Invalid) => self.refuse_unknown_key(),
+            None => {
+                self.slot = Some(slot);
+                self.ask_auth_service(config, key)
+            }
+        }
+    }
+
+    /// Caches the auth service's answer for as long as the configuration
+    /// says (not at all for a time-to-live of 0).
+    fn remember(&mut self, answer: Answer) {
+        let (Some(slot), Some(config)) = (self.slot.take(), self.config.as_ref()) else {
+            return;
+        };
+        let seconds = match answer {
+            Answer::Valid => config.cache.valid_seconds,
+            Answer::Invalid => config.cache.invalid_seconds,
+        };
+        if seconds > 0 {
+            cache::store(&slot, answer, self.now_seconds() + seconds);
+        }
+    }
+}
+// ANCHOR_END: cached
+
 // ANCHOR: on_http_call_response
 impl Context for AuthFilter {
     fn on_http_call_response(
@@ -237,13 +301,13 @@ impl Context for AuthFilter {
 
         match interpret(status.as_deref(), body.as_deref()) {
             AuthAnswer::Valid => {
-                self.verdict = Verdict::Allowed;
-                self.set_http_request_header(AUTH_STATUS_HEADER, Some("valid"));
+                self.remember(Answer::Valid);
+                self.allow();
                 self.resume_http_request();
             }
             AuthAnswer::Invalid => {
-                log::warn!("request with an API key the auth service refused");
-                self.reject(Verdict::UnknownKey, 403, br#"{"error":"invalid API key"}"#);
+                self.remember(Answer::Invalid);
+                self.refuse_unknown_key();
             }
             // Fail closed: when in doubt, the request does not go through.
             // The reason names what happened, never what the service said.
@@ -297,7 +361,7 @@ impl HttpContext for AuthFilter {
                 log::warn!("request with an API key that is not UTF-8");
                 self.reject(Verdict::UnknownKey, 403, br#"{"error":"invalid API key"}"#)
             }
-            KeyHeader::Key(key) => self.ask_auth_service(&config, key),
+            KeyHeader::Key(key) => self.check_key(&config, key),
         }
     }
     // ANCHOR_END: on_http_request_headers

@@ -1,5 +1,6 @@
 //! Step 3: the API key checked by an external auth service, failing closed.
 
+mod cache;
 mod config;
 mod filter;
 mod metrics;
@@ -35,10 +36,14 @@ impl RootContext for AuthRoot {
         match AuthConfig::parse(self.get_plugin_configuration().as_deref()) {
             Ok(config) => {
                 log::info!(
-                    "configured, header `{}`, auth service cluster `{}`, timeout {:?}",
+                    "configured, header `{}`, auth service cluster `{}`, timeout {:?}, \
+                     answers cached {} s (yes) and {} s (no) in {} slots",
                     config.header_name,
                     config.auth_cluster,
-                    config.timeout
+                    config.timeout,
+                    config.cache.valid_seconds,
+                    config.cache.invalid_seconds,
+                    config.cache.slots
                 );
                 self.config = Some(Rc::new(config));
                 if self.metrics.is_none() {

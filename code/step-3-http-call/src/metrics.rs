@@ -16,6 +16,8 @@ pub struct Metrics {
     repeated_key: Option<u32>,
     unknown_key: Option<u32>,
     auth_service_failed: Option<u32>,
+    cache_hit: Option<u32>,
+    cache_miss: Option<u32>,
     auth_call_ms: Option<u32>,
 }
 
@@ -46,6 +48,8 @@ impl Metrics {
             repeated_key: define(MetricType::Counter, "auth_plugin.refused.repeated_key"),
             unknown_key: define(MetricType::Counter, "auth_plugin.refused.unknown_key"),
             auth_service_failed: define(MetricType::Counter, "auth_plugin.auth_service_failed"),
+            cache_hit: define(MetricType::Counter, "auth_plugin.cache.hit"),
+            cache_miss: define(MetricType::Counter, "auth_plugin.cache.miss"),
             auth_call_ms: define(MetricType::Histogram, "auth_plugin.auth_call_ms"),
         }
     }
@@ -61,6 +65,13 @@ impl Metrics {
         if let Some(id) = id {
             // A statistic that could not be updated is not a reason to
             // fail the request.
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
+    /// Whether a key's answer came from the cache.
+    pub fn count_cache(&self, hit: bool) {
+        if let Some(id) = if hit { self.cache_hit } else { self.cache_miss } {
             let _ = hostcalls::increment_metric(id, 1);
         }
     }

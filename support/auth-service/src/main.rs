@@ -2,7 +2,9 @@
 //! `{"key": "..."}` answers 200 `{"valid":true}` for a known key and 403
 //! `{"valid":false}` otherwise. Unlike the Lua stand-in in step 3's
 //! `envoy.yaml`, it can be stopped, slowed down or made to misbehave, so
-//! the tests can show what the plugin does when its dependency fails.
+//! the tests can show what the plugin does when its dependency fails. It
+//! reads its keys file for every request, so a test revokes a key by
+//! rewriting the file.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -41,7 +43,7 @@ enum Answer {
 }
 
 struct Service {
-    keys: HashSet<String>,
+    keys_file: std::path::PathBuf,
     delay: Duration,
     answer: Answer,
     /// Validation requests received, printed to the log as they come.
@@ -51,22 +53,15 @@ struct Service {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let keys = match std::fs::read_to_string(&args.keys_file) {
-        Ok(text) => text
-            .lines()
-            .filter(|line| !line.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Err(error) => {
-            eprintln!(
-                "auth-service: cannot read {}: {error}",
-                args.keys_file.display()
-            );
-            std::process::exit(2);
-        }
-    };
+    if let Err(error) = std::fs::read_to_string(&args.keys_file) {
+        eprintln!(
+            "auth-service: cannot read {}: {error}",
+            args.keys_file.display()
+        );
+        std::process::exit(2);
+    }
     let service = Arc::new(Service {
-        keys,
+        keys_file: args.keys_file,
         delay: Duration::from_millis(args.delay_ms),
         answer: args.answer,
         calls: AtomicU64::new(0),
@@ -123,8 +118,14 @@ async fn validate(
     let key = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|body| body.get("key")?.as_str().map(str::to_owned));
+    let keys: HashSet<String> = std::fs::read_to_string(&service.keys_file)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
     match key {
-        Some(key) if service.keys.contains(&key) => (StatusCode::OK, JSON, r#"{"valid":true}"#),
+        Some(key) if keys.contains(&key) => (StatusCode::OK, JSON, r#"{"valid":true}"#),
         Some(_) => (StatusCode::FORBIDDEN, JSON, r#"{"valid":false}"#),
         None => (
             StatusCode::BAD_REQUEST,
