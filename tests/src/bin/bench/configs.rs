@@ -102,7 +102,8 @@ fn filter_yaml(filter: &Filter) -> String {
 
 /// `sink_port` is a second listener of the same Envoy that reads each
 /// request's whole body (the buffer filter) and answers 200: the upstream
-/// of the `/body/` routes, where a filter that reads bodies is measured.
+/// of the `/body/` routes, where a filter that reads bodies is measured,
+/// and step 3's auth service (`/validate`, a yes for every key).
 /// Answering at the headers, as `direct_response` does, would end the
 /// request before the filter had seen the body.
 pub fn envoy_yaml(filter: &Filter, port: u16, admin_port: u16, sink_port: u16) -> String {
@@ -157,6 +158,9 @@ static_resources:
             - name: all
               domains: ["*"]
               routes:
+              # Step 3's auth service: yes to every key.
+              - match: {{ prefix: "/validate" }}
+                direct_response: {{ status: 200, body: {{ inline_string: '{{"valid":true}}' }} }}
               - match: {{ prefix: "/" }}
                 direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
           http_filters:

@@ -154,6 +154,7 @@ fn main() {
         &variants::naive::COPY_KEYS_PER_REQUEST,
     );
     let empty = variants::build("step-1-auth", "bench-do-nothing", &DO_NOTHING);
+    let step_3 = steps::build("step-3-http-call");
     let step_4 = steps::build("step-4-signed-body");
     let mut setups = Vec::new();
     // Which request the next configurations are measured with.
@@ -263,6 +264,25 @@ fn main() {
         1.0,
         Filter::LocalRateLimit,
     );
+    for (label, seconds) in [("cache off", 0), ("warm cache", 3600)] {
+        let json = json!({
+            "header_name": "x-api-key", "auth_cluster": "sink", "auth_authority": "sink",
+            "auth_path": "/validate", "timeout_ms": 1000,
+            "cache_valid_seconds": seconds, "cache_invalid_seconds": seconds,
+        })
+        .to_string();
+        add(
+            format!("step 3, {label}"),
+            "auth-service",
+            1,
+            1,
+            0.5,
+            Filter::Wasm {
+                wasm: &step_3,
+                json,
+            },
+        );
+    }
     for (size, label) in [(1024, "1 KiB"), (65_536, "64 KiB")] {
         *request.borrow_mut() = signed_post(size);
         add(
