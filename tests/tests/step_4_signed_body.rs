@@ -142,8 +142,8 @@ fn a_body_in_many_chunks_is_verified_whole_and_passed_on_unchanged() {
 fn sizes_at_the_limit_over_http_1_and_2() {
     let stack = Stack::step("step4-limits", STEP, 2);
     let timestamp = now();
-    // Envoy hands the plugin an empty body as "no body": headers with
-    // end_of_stream. Both ways must verify the empty string.
+    // An empty body, declared with content-length: 0: what was signed is
+    // the empty string.
     assert_eq!(
         post(&stack, &signature(&timestamp, b""), &timestamp, b"").status,
         200
