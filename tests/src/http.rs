@@ -35,12 +35,7 @@ pub fn request(
     let mut raw =
         format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n")
             .into_bytes();
-    for (name, value) in headers {
-        raw.extend_from_slice(name.as_bytes());
-        raw.extend_from_slice(b": ");
-        raw.extend_from_slice(value);
-        raw.extend_from_slice(b"\r\n");
-    }
+    write_headers(&mut raw, headers);
     raw.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
     raw.extend_from_slice(body);
     stream.write_all(&raw)?;
@@ -55,6 +50,16 @@ pub fn request(
             ),
         )
     })
+}
+
+/// `name: value` lines, values as raw bytes.
+fn write_headers(raw: &mut Vec<u8>, headers: &[(&str, &[u8])]) {
+    for (name, value) in headers {
+        raw.extend_from_slice(name.as_bytes());
+        raw.extend_from_slice(b": ");
+        raw.extend_from_slice(value);
+        raw.extend_from_slice(b"\r\n");
+    }
 }
 
 pub fn get(port: u16, path: &str, headers: &[(&str, &[u8])]) -> std::io::Result<Response> {
@@ -155,12 +160,7 @@ impl ChunkedRequest {
              transfer-encoding: chunked\r\n"
         )
         .into_bytes();
-        for (name, value) in headers {
-            raw.extend_from_slice(name.as_bytes());
-            raw.extend_from_slice(b": ");
-            raw.extend_from_slice(value);
-            raw.extend_from_slice(b"\r\n");
-        }
+        write_headers(&mut raw, headers);
         raw.extend_from_slice(b"\r\n");
         stream.write_all(&raw)?;
         Ok(ChunkedRequest { stream })

@@ -13,3 +13,4 @@ pub mod process;
 pub mod stack;
 pub mod steps;
 pub mod variants;
+pub mod webhook;

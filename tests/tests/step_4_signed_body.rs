@@ -10,8 +10,7 @@ use harness::http::{self, ChunkedRequest, Response};
 use harness::stack::{self, Stack};
 use harness::steps;
 use harness::variants::{self, naive};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use harness::webhook::{self, body_of};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -40,24 +39,7 @@ fn now() -> String {
 
 /// `sha256=<hex>` of "<timestamp>.<body>" under the current secret.
 fn signature(timestamp: &str, body: &[u8]) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(SECRETS[0].as_bytes()) else {
-        panic!("HMAC refused the key");
-    };
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
-
-/// A request body of `size` bytes that is easy to recognise upstream.
-fn body_of(size: usize) -> Vec<u8> {
-    (0..size).map(|i| b'a' + (i % 26) as u8).collect()
+    webhook::signature(SECRETS[0], &[timestamp.as_bytes(), b".", body])
 }
 
 fn post(stack: &Stack, signature: &str, timestamp: &str, body: &[u8]) -> Response {

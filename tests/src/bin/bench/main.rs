@@ -71,25 +71,15 @@ fn signed_body_json() -> String {
 /// A body of `size` bytes in a file, and h2load's arguments to POST it
 /// with its signature.
 fn signed_post(size: usize) -> Request {
-    use hmac::{Hmac, Mac};
-    let body: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+    let body = harness::webhook::body_of(size);
     let file = test_dir(&format!("bench-body-{size}")).join("body");
     std::fs::write(&file, &body).expect("write a benchmark body");
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(BODY_SECRET.as_bytes()) else {
-        panic!("HMAC refused the key");
-    };
-    mac.update(&body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let signature = harness::webhook::signature(BODY_SECRET, &[&body]);
     Request::SignedPost(vec![
         "-d".into(),
         file.display().to_string(),
         "-H".into(),
-        format!("x-signature-256: sha256={hex}"),
+        format!("x-signature-256: {signature}"),
     ])
 }
 
