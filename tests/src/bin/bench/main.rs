@@ -144,6 +144,7 @@ fn main() {
         &variants::naive::COPY_KEYS_PER_REQUEST,
     );
     let empty = variants::build("step-1-auth", "bench-do-nothing", &DO_NOTHING);
+    let go = steps::build("go-auth");
     let step_3 = steps::build("step-3-http-call");
     let step_4 = steps::build("step-4-signed-body");
     let mut setups = Vec::new();
@@ -202,6 +203,15 @@ fn main() {
         1,
         1.0,
         Filter::Wasm { wasm: &empty, json },
+    );
+    let json = plugin_json(&three, json!({}));
+    add(
+        "step 1 in Go".into(),
+        "reference",
+        3,
+        1,
+        1.0,
+        Filter::Wasm { wasm: &go, json },
     );
     add(
         "Lua filter, 3 keys".into(),
@@ -288,7 +298,6 @@ fn main() {
         );
     }
 
-    let ticks = measure::clock_ticks_per_second();
     // samples[setup] = (checked, unchecked) per round, interleaved so that
     // drift on the machine touches every configuration alike.
     let mut samples: Vec<(Vec<f64>, Vec<f64>)> = setups.iter().map(|_| (vec![], vec![])).collect();
@@ -310,14 +319,12 @@ fn main() {
                 pid,
                 &url("/checked"),
                 n,
-                ticks,
                 extra,
             ));
             sample.1.push(measure::cpu_us_per_request(
                 pid,
                 &url("/unchecked"),
                 n,
-                ticks,
                 extra,
             ));
         }

@@ -1,31 +1,22 @@
 //! Measuring Envoy's CPU time per request: a fixed number of requests from
-//! h2load, and Envoy's CPU time (user + system, all threads) read from
+//! h2load, and Envoy's CPU time (all threads, in nanoseconds) read from
 //! /proc before and after. Throughput is not measured: on a 2-core machine
 //! the load generator and Envoy share the cores, so requests per second say
 //! more about the machine than about the filter.
 
 use std::process::Command;
 
-/// Clock ticks per second for /proc/<pid>/stat (`getconf CLK_TCK`).
-pub fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// utime + stime of a process, in clock ticks.
-pub fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/<pid>/stat");
-    // The command name is in parentheses and may contain spaces: count fields
-    // after the last ')'. utime and stime are fields 14 and 15 (1-based).
-    let after = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: u64 = fields[11].parse().expect("utime");
-    let stime: u64 = fields[12].parse().expect("stime");
-    utime + stime
+/// The CPU time all of a process's threads have run, in nanoseconds: the
+/// first field of `/proc/<pid>/task/<tid>/schedstat`, summed. Unlike
+/// `/proc/<pid>/stat`, which counts in clock ticks of 10 ms, this resolves
+/// the microsecond differences between plugins.
+pub fn cpu_ns(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("read /proc/<pid>/task");
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Sends `requests` requests to `url` with h2load over HTTP/1.1 (4
@@ -37,10 +28,9 @@ pub fn cpu_us_per_request(
     envoy_pid: u32,
     url: &str,
     requests: u64,
-    ticks_per_second: f64,
     extra: &[String],
 ) -> f64 {
-    let before = cpu_ticks(envoy_pid);
+    let before = cpu_ns(envoy_pid);
     let output = Command::new("h2load")
         .args(["--h1", "-c", "4", "-n", &requests.to_string()])
         .args(["-H", &format!("x-api-key: {}", super::configs::REQUEST_KEY)])
@@ -48,14 +38,14 @@ pub fn cpu_us_per_request(
         .arg(url)
         .output()
         .expect("run h2load (apt-get install nghttp2-client)");
-    let after = cpu_ticks(envoy_pid);
+    let after = cpu_ns(envoy_pid);
     let text = String::from_utf8_lossy(&output.stdout);
     let expected = format!("status codes: {requests} 2xx");
     assert!(
         text.contains(&expected),
         "h2load against {url}: not every request got 2xx:\n{text}"
     );
-    (after - before) as f64 / ticks_per_second * 1e6 / requests as f64
+    after.saturating_sub(before) as f64 / 1e3 / requests as f64
 }
 
 /// Median and (min, max) of a sample.
