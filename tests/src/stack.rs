@@ -12,6 +12,7 @@ use project::step::Step;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 pub struct Stack {
     // Field order is drop order: Envoy stops before the service it calls.
@@ -44,10 +45,36 @@ pub enum AuthService<'a> {
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("bind an ephemeral loopback port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOWEST: u32 = 10_000;
+    let span = ephemeral_ports_start().saturating_sub(LOWEST).max(1000);
+    // Processes that run at the same time start at different places.
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let offset = (start + NEXT.fetch_add(1, Ordering::SeqCst)) % span;
+        let Ok(port) = u16::try_from(LOWEST + offset) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free loopback port between {LOWEST} and {}",
+        LOWEST + span
+    );
+}
+
+/// The first port the kernel hands to outgoing connections
+/// (`net.ipv4.ip_local_port_range`). Ports for servers are chosen below it:
+/// a port from that range can be taken by any outgoing connection (Envoy's
+/// own, to its upstreams) between the moment a test picks it and the moment
+/// Envoy binds it.
+fn ephemeral_ports_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// A fresh directory for one test's configs and logs, kept after the test

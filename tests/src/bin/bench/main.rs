@@ -315,12 +315,9 @@ fn main() {
             };
             let pid = setup.envoy.server.pid();
             let extra = setup.request.h2load_args();
-            sample.0.push(measure::cpu_us_per_request(
-                pid,
-                &url("/checked"),
-                n,
-                extra,
-            ));
+            sample
+                .0
+                .push(measure::cpu_us_per_request(pid, &url("/checked"), n, extra));
             sample.1.push(measure::cpu_us_per_request(
                 pid,
                 &url("/unchecked"),

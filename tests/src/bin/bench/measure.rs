@@ -24,12 +24,7 @@ pub fn cpu_ns(pid: u32) -> u64 {
 /// with `-d`, headers) makes them. Returns Envoy's CPU microseconds per
 /// request. Panics when any request did not get a 2xx, so a misconfigured
 /// filter cannot pass for a fast one.
-pub fn cpu_us_per_request(
-    envoy_pid: u32,
-    url: &str,
-    requests: u64,
-    extra: &[String],
-) -> f64 {
+pub fn cpu_us_per_request(envoy_pid: u32, url: &str, requests: u64, extra: &[String]) -> f64 {
     let before = cpu_ns(envoy_pid);
     let output = Command::new("h2load")
         .args(["--h1", "-c", "4", "-n", &requests.to_string()])
