@@ -6,8 +6,9 @@ use harness::capture;
 use harness::envoy::{Envoy, EnvoyConfig};
 use harness::http;
 use harness::paths;
-use harness::stack::{free_port, test_dir};
+use harness::stack::{test_dir, use_free_ports};
 use harness::steps;
+use project::step::Step;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,6 +82,25 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Points the book's relative module path at `wasm`.
+fn with_wasm(text: &str, wasm: &Path) -> String {
+    text.replace(
+        "filename: target/wasm32-wasip1/release/step_1_auth.wasm",
+        &format!("filename: {}", wasm.display()),
+    )
+}
+
+/// An Envoy configuration from the step folder (`relative` to it), on
+/// free ports; returns it with the plugin's port and the admin port.
+fn book_config(relative: &str, wasm: &Path) -> (EnvoyConfig, u16, u16) {
+    let path = paths::repo_root().join("code").join(STEP).join(relative);
+    let text = std::fs::read_to_string(&path).expect("read the config");
+    let mut config = EnvoyConfig::from_text(with_wasm(&text, wasm));
+    let step = Step::named(STEP).unwrap_or_else(|why| panic!("{why}"));
+    let (port, admin, _echo) = use_free_ports(&mut config, &step);
+    (config, port, admin)
+}
+
 /// The step's `reload/` folder copied into `dir/reload`, on free ports,
 /// loading `wasm`; returns Envoy's bootstrap, the plugin's port and the
 /// admin port.
@@ -88,24 +108,17 @@ fn reload_setup(dir: &Path, wasm: &Path) -> (EnvoyConfig, u16, u16) {
     let source = paths::repo_root().join("code").join(STEP).join("reload");
     let reload = dir.join("reload");
     std::fs::create_dir_all(&reload).expect("create reload folder");
-    let (port, admin, echo) = (free_port(), free_port(), free_port());
-    let on_free_ports = |text: String| {
-        text.replace("port_value: 8080 ", &format!("port_value: {port} "))
-            .replace("port_value: 9091 ", &format!("port_value: {admin} "))
-            .replace("port_value: 3000 ", &format!("port_value: {echo} "))
-    };
-    let read = |name: &str| std::fs::read_to_string(source.join(name)).expect("read reload file");
-    let filter = read("auth-filter.yaml").replace(
-        "filename: target/wasm32-wasip1/release/step_1_auth.wasm",
-        &format!("filename: {}", wasm.display()),
-    );
-    std::fs::write(reload.join("auth-filter.yaml"), filter).expect("write auth-filter.yaml");
+    let filter = std::fs::read_to_string(source.join("auth-filter.yaml")).expect("read");
+    std::fs::write(reload.join("auth-filter.yaml"), with_wasm(&filter, wasm))
+        .expect("write auth-filter.yaml");
     std::fs::copy(source.join("set-keys.sh"), reload.join("set-keys.sh")).expect("copy script");
-    let bootstrap = on_free_ports(read("envoy.yaml")).replace(
+    let (mut config, port, admin) = book_config("reload/envoy.yaml", wasm);
+    let watched = reload.join("auth-filter.yaml");
+    config.replace_once(
         "path: reload/auth-filter.yaml",
-        &format!("path: {}", reload.join("auth-filter.yaml").display()),
+        &format!("path: {}", watched.display()),
     );
-    (EnvoyConfig::from_text(bootstrap), port, admin)
+    (config, port, admin)
 }
 
 fn set_keys(dir: &Path, keys: &[&str]) {
@@ -228,18 +241,8 @@ fn keys_change_without_a_restart_and_no_valid_request_fails() {
 /// A whole Envoy configuration from the step folder, on free ports, loading
 /// `wasm`; returns the running Envoy.
 fn start_file(test_name: &str, relative: &str, wasm: &Path) -> Envoy {
-    let dir = test_dir(test_name);
-    let (port, admin, echo) = (free_port(), free_port(), free_port());
-    let text = std::fs::read_to_string(paths::repo_root().join("code").join(STEP).join(relative))
-        .expect("read the config")
-        .replace("port_value: 8080 ", &format!("port_value: {port} "))
-        .replace("port_value: 9091 ", &format!("port_value: {admin} "))
-        .replace("port_value: 3000 ", &format!("port_value: {echo} "))
-        .replace(
-            "filename: target/wasm32-wasip1/release/step_1_auth.wasm",
-            &format!("filename: {}", wasm.display()),
-        );
-    Envoy::start(&EnvoyConfig::from_text(text), port, admin, 2, &dir)
+    let (config, port, admin) = book_config(relative, wasm);
+    Envoy::start(&config, port, admin, 2, &test_dir(test_name))
         .unwrap_or_else(|log| panic!("{log}"))
 }
 
