@@ -42,25 +42,25 @@ impl Slot {
 
 // ANCHOR: entry
 /// An entry: the key's digest (32 bytes), the answer (1 byte), and when it
-/// expires (8 bytes, Unix seconds, big-endian).
+/// expires (8 bytes, Unix time in milliseconds, big-endian).
 const ENTRY_BYTES: usize = 32 + 1 + 8;
 
-fn encode(slot: &Slot, answer: Answer, expires: u64) -> [u8; ENTRY_BYTES] {
+fn encode(slot: &Slot, answer: Answer, expires_ms: u64) -> [u8; ENTRY_BYTES] {
     let mut entry = [0u8; ENTRY_BYTES];
     entry[..32].copy_from_slice(&slot.digest);
     entry[32] = u8::from(answer == Answer::Valid);
-    entry[33..].copy_from_slice(&expires.to_be_bytes());
+    entry[33..].copy_from_slice(&expires_ms.to_be_bytes());
     entry
 }
 
 /// The answer in `entry` if it is this key's (another key may have taken
 /// the slot) and has not expired.
-fn decode(slot: &Slot, entry: &[u8], now: u64) -> Option<Answer> {
+fn decode(slot: &Slot, entry: &[u8], now_ms: u64) -> Option<Answer> {
     if entry.len() != ENTRY_BYTES || entry[..32] != slot.digest {
         return None;
     }
-    let expires = u64::from_be_bytes(entry[33..].try_into().ok()?);
-    if now >= expires {
+    let expires_ms = u64::from_be_bytes(entry[33..].try_into().ok()?);
+    if now_ms >= expires_ms {
         return None;
     }
     Some(if entry[32] == 1 {
@@ -72,9 +72,9 @@ fn decode(slot: &Slot, entry: &[u8], now: u64) -> Option<Answer> {
 // ANCHOR_END: entry
 
 // ANCHOR: lookup
-pub fn lookup(slot: &Slot, now: u64) -> Option<Answer> {
+pub fn lookup(slot: &Slot, now_ms: u64) -> Option<Answer> {
     match hostcalls::get_shared_data(&slot.name) {
-        Ok((Some(entry), _)) => decode(slot, &entry, now),
+        Ok((Some(entry), _)) => decode(slot, &entry, now_ms),
         _ => None,
     }
 }
@@ -82,8 +82,8 @@ pub fn lookup(slot: &Slot, now: u64) -> Option<Answer> {
 /// Writes the answer over whatever the slot held. Two workers storing at
 /// once both succeed, the last one wins; either way the slot holds a
 /// complete entry with a real answer from the service.
-pub fn store(slot: &Slot, answer: Answer, expires: u64) {
-    let entry = encode(slot, answer, expires);
+pub fn store(slot: &Slot, answer: Answer, expires_ms: u64) {
+    let entry = encode(slot, answer, expires_ms);
     if let Err(status) = hostcalls::set_shared_data(&slot.name, Some(&entry), None) {
         log::warn!("could not cache an answer: {status:?}");
     }

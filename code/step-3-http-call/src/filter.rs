@@ -155,10 +155,11 @@ fn envoy_reason(status: &[u8], body: &[u8]) -> Option<String> {
 // ANCHOR_END: interpret
 
 impl AuthFilter {
-    fn now_seconds(&self) -> u64 {
+    /// Unix time in milliseconds, the cache's clock.
+    fn now_ms(&self) -> u64 {
         self.get_current_time()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+            .map_or(0, |d| d.as_millis() as u64)
     }
 
     /// Marks the request as checked, for the upstream.
@@ -233,7 +234,7 @@ impl AuthFilter {
             return self.ask_auth_service(config, key);
         }
         let slot = Slot::for_key(key, config.cache.slots);
-        let cached = cache::lookup(&slot, self.now_seconds());
+        let cached = cache::lookup(&slot, self.now_ms());
         if let Some(metrics) = self.metrics {
             metrics.count_cache(cached.is_some());
         }
@@ -261,7 +262,7 @@ impl AuthFilter {
             Answer::Invalid => config.cache.invalid_seconds,
         };
         if seconds > 0 {
-            cache::store(&slot, answer, self.now_seconds() + seconds);
+            cache::store(&slot, answer, self.now_ms() + seconds * 1000);
         }
     }
 }
