@@ -45,21 +45,25 @@ pub fn build_in(dir: &Path, name: &str, target_dir: &Path) -> PathBuf {
         }
         Language::Go => dir.join(step.wasm_relative_path()),
     };
+    run_build(command, &wasm, &dir.display().to_string());
+    wasm
+}
+
+/// Runs a build and checks that it made `wasm`; `what` names it in failures.
+fn run_build(mut command: Command, wasm: &Path, what: &str) {
     let output = command
         .output()
-        .unwrap_or_else(|e| panic!("cannot run the build of {name} ({command:?}): {e}"));
+        .unwrap_or_else(|e| panic!("cannot run the build of {what} ({command:?}): {e}"));
     assert!(
         output.status.success(),
-        "building {} failed:\n{}",
-        dir.display(),
+        "building {what} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
         wasm.is_file(),
-        "{name}: no {} after the build",
+        "{what}: no {} after the build",
         wasm.display()
     );
-    wasm
 }
 
 /// Builds a binary of this workspace (the auth service) once per test
@@ -86,20 +90,12 @@ pub fn build_example(name: &str, example: &str) -> PathBuf {
     let step = step(name);
     let mut command = step.build_command(&step.dir);
     command.args(["--quiet", "--example", example]);
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the build of {name}'s {example}: {e}"));
-    assert!(
-        output.status.success(),
-        "building {name}'s example {example} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     let wasm = step
         .dir
         .join("target")
         .join(project::step::WASM_TARGET)
         .join("release/examples")
         .join(format!("{}.wasm", example.replace('-', "_")));
-    assert!(wasm.is_file(), "no {} after the build", wasm.display());
+    run_build(command, &wasm, &format!("{name}'s example {example}"));
     wasm
 }
