@@ -5,6 +5,7 @@
 
 pub mod envoy;
 pub mod ports;
+pub mod rate_limit;
 pub mod step;
 
 use std::path::{Path, PathBuf};

@@ -11,5 +11,22 @@ pub const ECHO_BACKEND: u16 = 3000;
 /// Step 3's auth service, also a listener in its `envoy.yaml`.
 pub const AUTH_SERVICE: u16 = 3001;
 
-/// Every port a step's configuration may use.
-pub const ALL: [u16; 4] = [LISTENER, ADMIN, ECHO_BACKEND, AUTH_SERVICE];
+/// Step 5's rate limit service: gRPC (what Envoy calls), HTTP
+/// (`/healthcheck`) and debug (`/rlconfig`) ports.
+pub const RATE_LIMIT_SERVICE: u16 = 8081;
+pub const RATE_LIMIT_SERVICE_HTTP: u16 = 8082;
+pub const RATE_LIMIT_SERVICE_DEBUG: u16 = 6070;
+/// The Redis the rate limit service counts in.
+pub const REDIS: u16 = 6379;
+
+/// Every port a step may use.
+pub const ALL: [u16; 8] = [
+    LISTENER,
+    ADMIN,
+    ECHO_BACKEND,
+    AUTH_SERVICE,
+    RATE_LIMIT_SERVICE,
+    RATE_LIMIT_SERVICE_HTTP,
+    RATE_LIMIT_SERVICE_DEBUG,
+    REDIS,
+];

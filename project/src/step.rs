@@ -123,6 +123,20 @@ impl Step {
             config.contains(&format!("port_value: {} ", crate::ports::AUTH_SERVICE))
         })
     }
+
+    /// Whether the step counts requests in Envoy's rate limit service: it
+    /// carries the service's configuration (`ratelimit/config/`) and the
+    /// script that starts it.
+    pub fn uses_rate_limit_service(&self) -> bool {
+        self.dir.join("ratelimit/config").is_dir()
+    }
+
+    /// The step's script that starts the rate limit service in the
+    /// foreground (`RATELIMIT`, `REDIS_URL`, the ports and `RUNTIME_ROOT`
+    /// may be set to run it elsewhere).
+    pub fn rate_limit_service_script(&self) -> PathBuf {
+        self.dir.join("rate-limit-service.sh")
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +151,7 @@ mod tests {
             "step-2-rate-limit",
             "step-3-http-call",
             "step-4-signed-body",
+            "step-5-global-rate-limit",
             "go-auth",
         ] {
             assert!(names.iter().any(|name| name == expected), "{names:?}");
@@ -155,6 +170,21 @@ mod tests {
                 "{}: envoy.yaml has no `{line}`",
                 step.name
             );
+        }
+    }
+
+    #[test]
+    fn only_step_5_uses_the_rate_limit_service() {
+        for step in Step::all() {
+            assert_eq!(
+                step.uses_rate_limit_service(),
+                step.name == "step-5-global-rate-limit",
+                "{}",
+                step.name
+            );
+            if step.uses_rate_limit_service() {
+                assert!(step.rate_limit_service_script().is_file(), "{}", step.name);
+            }
         }
     }
 

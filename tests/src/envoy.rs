@@ -19,10 +19,12 @@ pub struct EnvoyConfig {
 impl EnvoyConfig {
     /// A step's own `code/<step>/envoy.yaml`.
     pub fn for_step(step: &str) -> EnvoyConfig {
-        let path = paths::repo_root()
-            .join("code")
-            .join(step)
-            .join("envoy.yaml");
+        EnvoyConfig::for_step_file(step, "envoy.yaml")
+    }
+
+    /// Another configuration in a step's folder (`envoy-native.yaml`).
+    pub fn for_step_file(step: &str, file: &str) -> EnvoyConfig {
+        let path = paths::repo_root().join("code").join(step).join(file);
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         EnvoyConfig { text }

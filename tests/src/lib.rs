@@ -10,6 +10,7 @@ pub mod http;
 pub mod load;
 pub mod paths;
 pub mod process;
+pub mod rate_limit;
 pub mod stack;
 pub mod steps;
 pub mod variants;

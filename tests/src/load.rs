@@ -15,6 +15,18 @@ pub fn concurrent_gets(
     header_values: &[&str],
     in_flight: usize,
 ) -> Vec<(String, u16)> {
+    concurrent_gets_across(&[port], path, header_name, header_values, in_flight)
+}
+
+/// `concurrent_gets` spread over several proxies, as a load balancer
+/// spreads them: request `i` goes to `ports[i % ports.len()]`.
+pub fn concurrent_gets_across(
+    ports: &[u16],
+    path: &str,
+    header_name: &str,
+    header_values: &[&str],
+    in_flight: usize,
+) -> Vec<(String, u16)> {
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(header_values.len()));
     std::thread::scope(|scope| {
@@ -24,6 +36,7 @@ pub fn concurrent_gets(
                 let Some(value) = header_values.get(index) else {
                     break;
                 };
+                let port = ports[index % ports.len()];
                 let status = http::get(port, path, &[(header_name, value.as_bytes())])
                     .map(|response| response.status)
                     .unwrap_or(0);

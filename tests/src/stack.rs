@@ -157,8 +157,22 @@ impl Stack {
         auth: &AuthService,
         edit: impl FnOnce(&mut EnvoyConfig),
     ) -> Result<Stack, String> {
+        let config = EnvoyConfig::for_step(step);
+        Stack::start_config(test_name, step, config, wasm, concurrency, auth, edit)
+    }
+
+    /// `start_with` for a configuration of the step's other than its
+    /// `envoy.yaml` (`EnvoyConfig::for_step_file`).
+    pub fn start_config(
+        test_name: &str,
+        step: &str,
+        mut config: EnvoyConfig,
+        wasm: &Path,
+        concurrency: u32,
+        auth: &AuthService,
+        edit: impl FnOnce(&mut EnvoyConfig),
+    ) -> Result<Stack, String> {
         let dir = test_dir(test_name);
-        let mut config = EnvoyConfig::for_step(step);
         let model = Step::named(step)?;
         let (port, admin_port, echo_port) = use_free_ports(&mut config, &model);
         let (mut auth_service, mut broken_service) = (None, None);

@@ -1,0 +1,139 @@
+//! Step 5's services for a test: Redis and Envoy's rate limit service, each
+//! on free loopback ports, stopped by PID when dropped. The service is
+//! started with the step's own `rate-limit-service.sh`, as a reader starts it.
+
+use crate::process::Server;
+use crate::stack::free_port;
+use project::step::Step;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub const STEP: &str = "step-5-global-rate-limit";
+
+pub struct Redis {
+    pub server: Server,
+    pub port: u16,
+}
+
+impl Redis {
+    /// An empty Redis, in memory only (no snapshot, no append-only file).
+    pub fn start(dir: &Path) -> Redis {
+        let binary = project::rate_limit::redis_binary().unwrap_or_else(|why| panic!("{why}"));
+        let port = free_port();
+        let mut command = Command::new(binary);
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .current_dir(dir);
+        let mut server = Server::start("redis", command, &dir.join("redis.log"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !redis_answers(port) {
+            if server.exited().is_some() || Instant::now() > deadline {
+                panic!("Redis did not start on port {port}:\n{}", server.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { server, port }
+    }
+
+    /// Every key in Redis (the rate limit service's counters).
+    pub fn keys(&self) -> Vec<String> {
+        let reply = redis_command(self.port, "KEYS *").unwrap_or_default();
+        // An array reply: `*N`, then `$len` and the key, per key.
+        reply
+            .lines()
+            .skip(1)
+            .filter(|line| !line.starts_with('$'))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn redis_answers(port: u16) -> bool {
+    redis_command(port, "PING").is_ok_and(|reply| reply.starts_with("+PONG"))
+}
+
+/// Sends one inline command and reads what arrives within 200 ms.
+fn redis_command(port: u16, command: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+    stream.write_all(format!("{command}\r\n").as_bytes())?;
+    let mut reply = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&buffer[..n]),
+            Err(_) if !reply.is_empty() => break,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
+pub struct RateLimitService {
+    pub server: Server,
+    /// gRPC: what Envoy's `rate_limit_service` cluster points at.
+    pub grpc_port: u16,
+    pub http_port: u16,
+    pub debug_port: u16,
+}
+
+impl RateLimitService {
+    /// The service with the step's own limits (`ratelimit/config/`).
+    pub fn start(dir: &Path, redis_port: u16) -> RateLimitService {
+        let step = step();
+        RateLimitService::start_with_root(dir, redis_port, &step.dir)
+    }
+
+    /// The service with `limits` (the YAML of one configuration file) in
+    /// place of the step's own.
+    pub fn start_with_limits(dir: &Path, redis_port: u16, limits: &str) -> RateLimitService {
+        let root = dir.join("runtime");
+        let config_dir = root.join("ratelimit/config");
+        std::fs::create_dir_all(&config_dir).expect("create the service's config folder");
+        std::fs::write(config_dir.join("limits.yaml"), limits).expect("write the limits");
+        RateLimitService::start_with_root(dir, redis_port, &root)
+    }
+
+    fn start_with_root(dir: &Path, redis_port: u16, runtime_root: &Path) -> RateLimitService {
+        let binary = project::rate_limit::service_binary().unwrap_or_else(|why| panic!("{why}"));
+        let (grpc_port, http_port, debug_port) = (free_port(), free_port(), free_port());
+        let mut command = Command::new("bash");
+        command
+            .arg(step().rate_limit_service_script())
+            .env("RATELIMIT", binary)
+            .env("RUNTIME_ROOT", runtime_root)
+            .env("REDIS_URL", format!("127.0.0.1:{redis_port}"))
+            .env("GRPC_PORT", grpc_port.to_string())
+            .env("PORT", http_port.to_string())
+            .env("DEBUG_PORT", debug_port.to_string());
+        // The script `exec`s the service: the PID the harness holds is the
+        // service's own.
+        let mut server = Server::start("rate limit service", command, &dir.join("ratelimit.log"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !crate::http::get(http_port, "/healthcheck", &[]).is_ok_and(|r| r.status == 200) {
+            if server.exited().is_some() || Instant::now() > deadline {
+                panic!(
+                    "the rate limit service did not get healthy on port {http_port}:\n{}",
+                    server.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        RateLimitService {
+            server,
+            grpc_port,
+            http_port,
+            debug_port,
+        }
+    }
+}
+
+/// The step's model (its folder and scripts).
+pub fn step() -> Step {
+    Step::named(STEP).unwrap_or_else(|why| panic!("{why}"))
+}
