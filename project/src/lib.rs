@@ -39,3 +39,20 @@ pub fn require_command(name: &str, hint: &str) -> Result<(), String> {
         Err(format!("`{name}` was not found; {hint}"))
     }
 }
+
+/// Whether `GET path` on 127.0.0.1:`port` answers 200 (readiness and health
+/// checks: Envoy's `/ready`, the rate limit service's `/healthcheck`).
+pub fn answers_200(port: u16, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer.starts_with(b"HTTP/1.1 200") || answer.starts_with(b"HTTP/1.0 200")
+}

@@ -4,6 +4,7 @@
 
 use crate::process::Server;
 use crate::stack::free_port;
+use project::ports;
 use project::step::Step;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -21,8 +22,12 @@ pub struct Redis {
 impl Redis {
     /// An empty Redis, in memory only (no snapshot, no append-only file).
     pub fn start(dir: &Path) -> Redis {
+        Redis::start_on(dir, free_port())
+    }
+
+    /// The same on `port` (the book's, for a test that runs as a reader).
+    pub fn start_on(dir: &Path, port: u16) -> Redis {
         let binary = project::rate_limit::redis_binary().unwrap_or_else(|why| panic!("{why}"));
-        let port = free_port();
         let mut command = Command::new(binary);
         command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -111,19 +116,7 @@ impl RateLimitService {
             .env("GRPC_PORT", grpc_port.to_string())
             .env("PORT", http_port.to_string())
             .env("DEBUG_PORT", debug_port.to_string());
-        // The script `exec`s the service: the PID the harness holds is the
-        // service's own.
-        let mut server = Server::start("rate limit service", command, &dir.join("ratelimit.log"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !crate::http::get(http_port, "/healthcheck", &[]).is_ok_and(|r| r.status == 200) {
-            if server.exited().is_some() || Instant::now() > deadline {
-                panic!(
-                    "the rate limit service did not get healthy on port {http_port}:\n{}",
-                    server.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let server = start_healthy(command, dir, http_port);
         RateLimitService {
             server,
             grpc_port,
@@ -131,6 +124,48 @@ impl RateLimitService {
             debug_port,
         }
     }
+
+    /// `bash rate-limit-service.sh` in `step_dir` (a copy of the step's
+    /// folder), exactly as its README says: the book's ports, the folder's
+    /// own limits, Redis on the book's port. Only `RATELIMIT` is set (the
+    /// README's alternative to having `service_cmd` on the PATH).
+    pub fn start_as_reader(step_dir: &Path, log_dir: &Path) -> RateLimitService {
+        let binary = project::rate_limit::service_binary().unwrap_or_else(|why| panic!("{why}"));
+        let mut command = Command::new("bash");
+        command
+            .arg("rate-limit-service.sh")
+            .current_dir(step_dir)
+            .env("RATELIMIT", binary);
+        let http_port = ports::RATE_LIMIT_SERVICE_HTTP;
+        RateLimitService {
+            server: start_healthy(command, log_dir, http_port),
+            grpc_port: ports::RATE_LIMIT_SERVICE,
+            http_port,
+            debug_port: ports::RATE_LIMIT_SERVICE_DEBUG,
+        }
+    }
+}
+
+/// Starts the service and polls its `/healthcheck` until it answers 200.
+/// The script `exec`s the service: the PID the harness holds is the
+/// service's own.
+fn start_healthy(command: Command, log_dir: &Path, http_port: u16) -> Server {
+    let mut server = Server::start(
+        "rate limit service",
+        command,
+        &log_dir.join("ratelimit.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !project::answers_200(http_port, "/healthcheck") {
+        if server.exited().is_some() || Instant::now() > deadline {
+            panic!(
+                "the rate limit service did not get healthy on port {http_port}:\n{}",
+                server.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
 }
 
 /// The step's model (its folder and scripts).

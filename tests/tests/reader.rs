@@ -5,6 +5,7 @@
 
 use harness::book::{self, Action};
 use harness::process::Server;
+use harness::rate_limit::{RateLimitService, Redis};
 use harness::stack::run_check_script;
 use harness::{capture, paths, steps, variants};
 use std::path::{Path, PathBuf};
@@ -227,6 +228,16 @@ fn every_step_folder_runs_on_its_own_when_copied_out() {
         ));
 
         let _ports = take_book_ports();
+        let log_dir = paths::repo_root().join("target/harness");
+        std::fs::create_dir_all(&log_dir).expect("create log folder");
+        // Step 5's README starts Redis and the rate limit service first.
+        let _services = project::step::Step::named(step)
+            .is_ok_and(|model| model.uses_rate_limit_service())
+            .then(|| {
+                let redis = Redis::start_on(&log_dir, project::ports::REDIS);
+                let service = RateLimitService::start_as_reader(&copy, &log_dir);
+                (service, redis)
+            });
         let mut command = Command::new(paths::envoy_binary());
         command.args(["-c", "envoy.yaml"]).current_dir(&copy);
         let log = paths::repo_root()

@@ -81,11 +81,13 @@ fn lint() -> Result {
     )
 }
 
-/// What the harness needs: the target for the steps, Envoy, curl, Go.
+/// What the harness needs: the target for the steps, Envoy, curl, Go, and
+/// step 5's rate limit service and Redis.
 pub fn ensure_harness_tools() -> Result {
     tools::ensure_wasm_target()?;
     tools::ensure_envoy()?;
     tools::ensure_go()?;
+    tools::ensure_rate_limit_services()?;
     project::require_command("curl", "the check scripts use it: apt-get install curl")
 }
 

@@ -234,3 +234,51 @@ pub fn ensure_go() -> Result {
         )),
     }
 }
+
+/// Step 5's services: Envoy's rate limit service, built with `go install`
+/// at the pinned version into `.tools/ratelimit/bin`, and Debian's Redis.
+pub fn ensure_rate_limit_services() -> Result {
+    ensure_debian_package(
+        project::rate_limit::REDIS_SERVER,
+        "redis-server",
+        "step 5 (the rate limit service counts in Redis)",
+    )?;
+    if std::env::var_os("RATELIMIT").is_some() {
+        return Ok(());
+    }
+    let binary = project::rate_limit::bin_dir().join("service_cmd");
+    if built_at_pinned_version(&binary) {
+        return Ok(());
+    }
+    ensure_go()?;
+    let (module, version) = (project::rate_limit::MODULE, project::rate_limit::VERSION);
+    run::step(&format!(
+        "installing Envoy's rate limit service into .tools/ratelimit (go install {module}@{version}; about 30 s)"
+    ));
+    let mut command = Command::new("go");
+    command
+        .args(["install", &format!("{module}@{version}")])
+        .env("GOBIN", project::rate_limit::bin_dir());
+    run::status(command)?;
+    if built_at_pinned_version(&binary) {
+        Ok(())
+    } else {
+        Err(format!("{} is not {module}@{version}", binary.display()))
+    }
+}
+
+/// Whether `go version -m` says `binary` was built from the pinned version
+/// (its `mod` line names the module and version).
+fn built_at_pinned_version(binary: &std::path::Path) -> bool {
+    if !binary.is_file() {
+        return false;
+    }
+    let mut command = Command::new("go");
+    command.args(["version", "-m"]).arg(binary);
+    run::output(command).is_ok_and(|info| {
+        info.lines().any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.first() == Some(&"mod") && fields.get(2) == Some(&project::rate_limit::VERSION)
+        })
+    })
+}

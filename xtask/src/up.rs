@@ -33,6 +33,15 @@ pub fn run(name: &str) -> Result {
     run::step(&format!("building code/{name}"));
     steps::build(&step)?;
 
+    // Step 5 counts in the rate limit service, which counts in Redis: both
+    // start first, on the book's ports, and stop (by PID) with Envoy.
+    let _services = if step.uses_rate_limit_service() {
+        tools::ensure_rate_limit_services()?;
+        start_rate_limit_services(&step, &stop)?
+    } else {
+        Vec::new()
+    };
+
     // The step's folder is the working directory, as in its README: the
     // config names the .wasm relative to it. The echo backend (and step 3's
     // auth service) are listeners in the same config.
@@ -71,5 +80,58 @@ pub fn run(name: &str) -> Result {
         std::thread::sleep(Duration::from_millis(200));
     }
     run::step("stopping Envoy");
+    Ok(())
+}
+
+/// Redis on the book's port, then the step's `rate-limit-service.sh`; each
+/// waited for (Redis's port, the service's `/healthcheck`).
+fn start_rate_limit_services(step: &Step, stop: &AtomicBool) -> Result<Vec<Running>> {
+    run::step(&format!(
+        "starting Redis on 127.0.0.1:{} (in memory only)",
+        ports::REDIS
+    ));
+    let redis = Command::new(project::rate_limit::redis_binary()?)
+        .args(["--port", &ports::REDIS.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .spawn()
+        .map_err(|e| format!("cannot start Redis: {e}"))?;
+    let mut redis = Running(redis);
+    wait_until("Redis", &mut redis, stop, || {
+        std::net::TcpStream::connect(("127.0.0.1", ports::REDIS)).is_ok()
+    })?;
+    run::step(&format!(
+        "starting the rate limit service (code/{}/rate-limit-service.sh): gRPC 127.0.0.1:{}",
+        step.name,
+        ports::RATE_LIMIT_SERVICE
+    ));
+    let service = Command::new("bash")
+        .arg(step.rate_limit_service_script())
+        .env("RATELIMIT", project::rate_limit::service_binary()?)
+        .spawn()
+        .map_err(|e| format!("cannot start the rate limit service: {e}"))?;
+    let mut service = Running(service);
+    wait_until("the rate limit service", &mut service, stop, || {
+        project::answers_200(ports::RATE_LIMIT_SERVICE_HTTP, "/healthcheck")
+    })?;
+    Ok(vec![service, redis])
+}
+
+/// Polls `ready` every 50 ms for up to 20 s, failing if the process exits.
+fn wait_until(
+    name: &str,
+    process: &mut Running,
+    stop: &AtomicBool,
+    ready: impl Fn() -> bool,
+) -> Result {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        if let Ok(Some(status)) = process.0.try_wait() {
+            return Err(format!("{name} exited ({status}); see its output above"));
+        }
+        if stop.load(Ordering::SeqCst) || Instant::now() > deadline {
+            return Err(format!("{name} did not get ready"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     Ok(())
 }
