@@ -7,9 +7,22 @@ use std::path::Path;
 
 /// The filter under test, named `check` in every configuration.
 pub enum Filter<'a> {
-    Wasm { wasm: &'a Path, json: String },
-    Lua { keys: &'a [String] },
-    Rbac { keys: &'a [String] },
+    Wasm {
+        wasm: &'a Path,
+        json: String,
+    },
+    /// The plugin, then Envoy's rate limit filter asking the service
+    /// (step 5's other way).
+    WasmThenRateLimit {
+        wasm: &'a Path,
+        json: String,
+    },
+    Lua {
+        keys: &'a [String],
+    },
+    Rbac {
+        keys: &'a [String],
+    },
     LocalRateLimit,
 }
 
@@ -40,6 +53,25 @@ fn filter_yaml(filter: &Filter) -> String {
             wasm.display(),
             json
         ),
+        Filter::WasmThenRateLimit { wasm, json } => {
+            let plugin = filter_yaml(&Filter::Wasm {
+                wasm,
+                json: json.clone(),
+            });
+            format!(
+                r#"{plugin}
+          - name: envoy.filters.http.ratelimit
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit
+              domain: proxy-wasm-book
+              failure_mode_deny: true
+              status_on_error: {{ code: ServiceUnavailable }}
+              timeout: 1s
+              rate_limit_service:
+                transport_api_version: V3
+                grpc_service: {{ envoy_grpc: {{ cluster_name: rate_limit_service }} }}"#
+            )
+        }
         Filter::Lua { keys } => {
             let table: Vec<String> = keys.iter().map(|k| format!("[\"{k}\"]=true")).collect();
             format!(
@@ -106,7 +138,18 @@ fn filter_yaml(filter: &Filter) -> String {
 /// and step 3's auth service (`/validate`, a yes for every key).
 /// Answering at the headers, as `direct_response` does, would end the
 /// request before the filter had seen the body.
-pub fn envoy_yaml(filter: &Filter, port: u16, admin_port: u16, sink_port: u16) -> String {
+///
+/// `rate_limit_port` is step 5's rate limit service (gRPC); configurations
+/// that do not call it never connect there. `/body/checked` carries the
+/// rate limit action of step 5's `envoy-native.yaml`: Envoy's rate limit
+/// filter only acts on routes to a cluster, never on `direct_response`.
+pub fn envoy_yaml(
+    filter: &Filter,
+    port: u16,
+    admin_port: u16,
+    sink_port: u16,
+    rate_limit_port: u16,
+) -> String {
     format!(
         r#"admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}
@@ -134,7 +177,11 @@ static_resources:
                     "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
                     disabled: true
               - match: {{ prefix: "/body/checked" }}
-                route: {{ cluster: sink }}
+                route:
+                  cluster: sink
+                  rate_limits:
+                  - actions:
+                    - request_headers: {{ header_name: x-api-key-hash, descriptor_key: api_key_hash }}
               - match: {{ prefix: "/body/unchecked" }}
                 route: {{ cluster: sink }}
                 typed_per_filter_config:
@@ -180,6 +227,18 @@ static_resources:
       endpoints:
       - lb_endpoints:
         - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {sink_port} }} }} }}
+  - name: rate_limit_service
+    connect_timeout: 1s
+    type: STATIC
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{ http2_protocol_options: {{}} }}
+    load_assignment:
+      cluster_name: rate_limit_service
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {rate_limit_port} }} }} }}
 "#,
         filter_yaml(filter)
     )

@@ -11,6 +11,7 @@ mod sizes;
 
 use configs::{keys, Filter};
 use harness::envoy::{Envoy, EnvoyConfig};
+use harness::rate_limit::{RateLimitService, Redis};
 use harness::stack::{free_port, test_dir};
 use harness::{paths, steps, variants};
 use serde_json::json;
@@ -30,11 +31,17 @@ struct Setup {
     /// signed POST to `/body/checked` and `/body/unchecked`.
     request: Request,
     envoy: Envoy,
+    /// The processes a request also costs (step 5's rate limit service
+    /// and Redis), measured beside Envoy.
+    services: Vec<u32>,
 }
 
 #[derive(Clone)]
 enum Request {
     Get,
+    /// A GET through the sink cluster (`/body/checked`, `/body/unchecked`):
+    /// for Envoy's rate limit filter, which skips `direct_response` routes.
+    GetToCluster,
     /// h2load arguments for the body and its signature.
     SignedPost(Vec<String>),
 }
@@ -43,16 +50,27 @@ impl Request {
     fn path_prefix(&self) -> &'static str {
         match self {
             Request::Get => "",
-            Request::SignedPost(_) => "/body",
+            Request::GetToCluster | Request::SignedPost(_) => "/body",
         }
     }
 
     fn h2load_args(&self) -> &[String] {
         match self {
-            Request::Get => &[],
+            Request::Get | Request::GetToCluster => &[],
             Request::SignedPost(args) => args,
         }
     }
+}
+
+/// One configuration's CPU microseconds per request, one entry per round.
+#[derive(Default)]
+struct Sample {
+    /// Envoy, filter on.
+    checked: Vec<f64>,
+    /// Envoy, filter off.
+    unchecked: Vec<f64>,
+    /// The services the filter calls, filter on.
+    services: Vec<f64>,
 }
 
 /// Step 4's configuration for the benchmark: no timestamp (a run lasts
@@ -108,10 +126,16 @@ fn plugin_json(keys: &[String], extra: serde_json::Value) -> String {
     config.to_string()
 }
 
-fn start(name: &str, filter: &Filter, concurrency: u32) -> Envoy {
+fn start(name: &str, filter: &Filter, concurrency: u32, rate_limit_port: u16) -> Envoy {
     let dir = test_dir(&format!("bench-{name}"));
     let (port, admin, sink) = (free_port(), free_port(), free_port());
-    let config = EnvoyConfig::from_text(configs::envoy_yaml(filter, port, admin, sink));
+    let config = EnvoyConfig::from_text(configs::envoy_yaml(
+        filter,
+        port,
+        admin,
+        sink,
+        rate_limit_port,
+    ));
     Envoy::start_quiet(&config, port, admin, concurrency, &dir)
         .unwrap_or_else(|log| panic!("{name}: {log}"))
 }
@@ -147,6 +171,17 @@ fn main() {
     let go = steps::build("go-auth");
     let step_3 = steps::build("step-3-http-call");
     let step_4 = steps::build("step-4-signed-body");
+    let step_5 = steps::build(harness::rate_limit::STEP);
+    // Step 5's services, with a limit no run reaches.
+    let services_dir = test_dir("bench-rate-limit-services");
+    let redis = Redis::start(&services_dir);
+    let rate_limit = RateLimitService::start_with_limits(
+        &services_dir,
+        redis.port,
+        "domain: proxy-wasm-book\ndescriptors:\n  - key: api_key_hash\n    rate_limit:\n      unit: hour\n      requests_per_unit: 1000000000\n",
+    );
+    // Which processes the next configurations' requests also cost.
+    let services = std::cell::RefCell::new(Vec::new());
     let mut setups = Vec::new();
     // Which request the next configurations are measured with.
     let request = std::cell::RefCell::new(Request::Get);
@@ -156,6 +191,7 @@ fn main() {
             &name.replace([' ', ',', '(', ')'], "-"),
             &filter,
             concurrency,
+            rate_limit.grpc_port,
         );
         setups.push(Setup {
             name,
@@ -165,6 +201,7 @@ fn main() {
             request_share,
             request: request.borrow().clone(),
             envoy,
+            services: services.borrow().clone(),
         });
     };
     for count in [3, 1_000, 100_000] {
@@ -283,6 +320,47 @@ fn main() {
             },
         );
     }
+    // Step 5 against step 2 above: the count in the rate limit service
+    // (one gRPC round trip on loopback, one Redis update) instead of
+    // shared data; the plugin asking, then Envoy's own filter asking.
+    *request.borrow_mut() = Request::GetToCluster;
+    *services.borrow_mut() = vec![rate_limit.server.pid(), redis.server.pid()];
+    // The plugin's configuration with `counter`: "service" (the plugin
+    // asks) or "descriptor_header" (Envoy's filter asks).
+    let fleet_json = |counter: &str, value: serde_json::Value| {
+        let mut rate_limit = json!({ "descriptor_secret": "bench-descriptor-secret-0123456789" });
+        rate_limit[counter] = value;
+        plugin_json(&three, json!({ "rate_limit": rate_limit }))
+    };
+    let json = fleet_json(
+        "service",
+        json!({ "cluster": "rate_limit_service", "domain": "proxy-wasm-book", "timeout_ms": 1000 }),
+    );
+    add(
+        "step 5, 2 workers".into(),
+        "fleet",
+        3,
+        2,
+        0.5,
+        Filter::Wasm {
+            wasm: &step_5,
+            json,
+        },
+    );
+    let json = fleet_json("descriptor_header", json!("x-api-key-hash"));
+    add(
+        "step 5 with Envoy's rate limit filter, 2 workers".into(),
+        "fleet",
+        3,
+        2,
+        0.5,
+        Filter::WasmThenRateLimit {
+            wasm: &step_5,
+            json,
+        },
+    );
+    services.borrow_mut().clear();
+
     for (size, label) in [(1024, "1 KiB"), (65_536, "64 KiB")] {
         *request.borrow_mut() = signed_post(size);
         add(
@@ -298,9 +376,10 @@ fn main() {
         );
     }
 
-    // samples[setup] = (checked, unchecked) per round, interleaved so that
-    // drift on the machine touches every configuration alike.
-    let mut samples: Vec<(Vec<f64>, Vec<f64>)> = setups.iter().map(|_| (vec![], vec![])).collect();
+    // samples[setup] = (checked, unchecked, services on checked) per
+    // round, interleaved so that drift on the machine touches every
+    // configuration alike.
+    let mut samples: Vec<Sample> = setups.iter().map(|_| Sample::default()).collect();
     for round in 1..=rounds {
         eprintln!("==> round {round} of {rounds}");
         for (setup, sample) in setups.iter().zip(samples.iter_mut()) {
@@ -313,39 +392,57 @@ fn main() {
                     setup.request.path_prefix()
                 )
             };
-            let pid = setup.envoy.server.pid();
+            let pids: Vec<u32> = std::iter::once(setup.envoy.server.pid())
+                .chain(setup.services.iter().copied())
+                .collect();
             let extra = setup.request.h2load_args();
-            sample
-                .0
-                .push(measure::cpu_us_per_request(pid, &url("/checked"), n, extra));
-            sample.1.push(measure::cpu_us_per_request(
-                pid,
-                &url("/unchecked"),
-                n,
-                extra,
-            ));
+            let checked = measure::cpu_us_per_request(&pids, &url("/checked"), n, extra);
+            let unchecked = measure::cpu_us_per_request(&pids, &url("/unchecked"), n, extra);
+            sample.checked.push(checked[0]);
+            sample.unchecked.push(unchecked[0]);
+            sample.services.push(checked[1..].iter().sum());
         }
     }
 
-    let cpu: Vec<serde_json::Value> = setups
-        .iter()
-        .zip(&samples)
-        .map(|(setup, (checked, unchecked))| {
-            let added: Vec<f64> = checked.iter().zip(unchecked).map(|(c, u)| c - u).collect();
-            let (added_median, added_min, added_max) = measure::summary(&added);
-            json!({
-                "name": setup.name, "group": setup.group, "keys": setup.keys,
+    let mut cpu: Vec<serde_json::Value> = Vec::new();
+    for (setup, sample) in setups.iter().zip(&samples) {
+        let added: Vec<f64> = sample
+            .checked
+            .iter()
+            .zip(&sample.unchecked)
+            .map(|(c, u)| c - u)
+            .collect();
+        let (added_median, added_min, added_max) = measure::summary(&added);
+        let requests_per_sample =
+            ((requests as f64 * setup.request_share) as u64).max(if quick { 20 } else { 50 });
+        cpu.push(json!({
+            "name": setup.name, "group": setup.group, "keys": setup.keys,
+            "concurrency": setup.concurrency,
+            "requests_per_sample": requests_per_sample,
+            "checked_us": measure::summary(&sample.checked).0,
+            "unchecked_us": measure::summary(&sample.unchecked).0,
+            "added_us": added_median, "added_min_us": added_min, "added_max_us": added_max,
+        }));
+        if !setup.services.is_empty() {
+            // The services' CPU on the unchecked route is zero: nothing
+            // calls them there.
+            let (median, min, max) = measure::summary(&sample.services);
+            cpu.push(json!({
+                "name": format!("{}: rate limit service + Redis", setup.name),
+                "group": "fleet-services", "keys": setup.keys,
                 "concurrency": setup.concurrency,
-                "requests_per_sample": ((requests as f64 * setup.request_share) as u64).max(if quick { 20 } else { 50 }),
-                "checked_us": measure::summary(checked).0,
-                "unchecked_us": measure::summary(unchecked).0,
-                "added_us": added_median, "added_min_us": added_min, "added_max_us": added_max,
-            })
-        })
-        .collect();
+                "requests_per_sample": requests_per_sample,
+                "checked_us": median, "unchecked_us": 0.0,
+                "added_us": median, "added_min_us": min, "added_max_us": max,
+            }));
+        }
+    }
 
-    // Envoys are stopped by PID when `setups` is dropped.
+    // Envoys are stopped by PID when `setups` is dropped, then the
+    // services they called.
     drop(setups);
+    drop(rate_limit);
+    drop(redis);
 
     eprintln!("==> Envoy's memory with concurrent 1 MB bodies held by step 4");
     let memory = body_memory::measure(&step_4, quick);

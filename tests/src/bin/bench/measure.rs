@@ -21,11 +21,12 @@ pub fn cpu_ns(pid: u32) -> u64 {
 
 /// Sends `requests` requests to `url` with h2load over HTTP/1.1 (4
 /// connections): GETs, or what `extra` (more h2load arguments: a body file
-/// with `-d`, headers) makes them. Returns Envoy's CPU microseconds per
-/// request. Panics when any request did not get a 2xx, so a misconfigured
+/// with `-d`, headers) makes them. Returns the CPU microseconds per request
+/// of each process in `pids` (Envoy first, then the services a plugin
+/// calls). Panics when any request did not get a 2xx, so a misconfigured
 /// filter cannot pass for a fast one.
-pub fn cpu_us_per_request(envoy_pid: u32, url: &str, requests: u64, extra: &[String]) -> f64 {
-    let before = cpu_ns(envoy_pid);
+pub fn cpu_us_per_request(pids: &[u32], url: &str, requests: u64, extra: &[String]) -> Vec<f64> {
+    let before: Vec<u64> = pids.iter().map(|&pid| cpu_ns(pid)).collect();
     let output = Command::new("h2load")
         .args(["--h1", "-c", "4", "-n", &requests.to_string()])
         .args(["-H", &format!("x-api-key: {}", super::configs::REQUEST_KEY)])
@@ -33,14 +34,18 @@ pub fn cpu_us_per_request(envoy_pid: u32, url: &str, requests: u64, extra: &[Str
         .arg(url)
         .output()
         .expect("run h2load (apt-get install nghttp2-client)");
-    let after = cpu_ns(envoy_pid);
+    let after: Vec<u64> = pids.iter().map(|&pid| cpu_ns(pid)).collect();
     let text = String::from_utf8_lossy(&output.stdout);
     let expected = format!("status codes: {requests} 2xx");
     assert!(
         text.contains(&expected),
         "h2load against {url}: not every request got 2xx:\n{text}"
     );
-    after.saturating_sub(before) as f64 / 1e3 / requests as f64
+    after
+        .iter()
+        .zip(&before)
+        .map(|(after, before)| after.saturating_sub(*before) as f64 / 1e3 / requests as f64)
+        .collect()
 }
 
 /// Median and (min, max) of a sample.
