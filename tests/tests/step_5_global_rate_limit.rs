@@ -122,7 +122,6 @@ fn tally(results: &[(String, u16)]) -> (usize, usize, usize) {
     (ok, limited, results.len() - ok - limited)
 }
 
-// ANCHOR: fleet_test
 #[test]
 fn the_fleet_holds_one_limit_where_step_2_lets_each_proxy_count_its_own() {
     let keys = vec![KEY; REQUESTS];
@@ -134,7 +133,6 @@ fn the_fleet_holds_one_limit_where_step_2_lets_each_proxy_count_its_own() {
         concurrent_gets_across(&fleet.ports(), "/api/users", "x-api-key", &keys, IN_FLIGHT);
     let step_5 = tally(&results);
     assert_eq!(step_5, (LIMIT, REQUESTS - LIMIT, 0), "step 5");
-    // ANCHOR_END: fleet_test
 
     // Redis holds one counter, named by the keyed hash, never by the key.
     let counters = fleet.redis.keys();
