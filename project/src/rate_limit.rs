@@ -42,8 +42,10 @@ pub fn redis_binary() -> Result<PathBuf, String> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err("Redis is not installed: `cargo xtask test` installs Debian's redis-server \
+        Err(
+            "Redis is not installed: `cargo xtask test` installs Debian's redis-server \
              package (as root), or run `apt-get install redis-server`"
-            .to_owned())
+                .to_owned(),
+        )
     }
 }
