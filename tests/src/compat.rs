@@ -3,6 +3,7 @@
 //! host binary holds, and step 1 on Loom. `cargo xtask compat` writes the
 //! page from these; the test in tests/host_compatibility.rs reads it back.
 
+use crate::rate_limit::{RateLimitService, Redis};
 use crate::stack::{run_check_script, Stack};
 use crate::steps;
 use std::fmt::Write;
@@ -67,7 +68,23 @@ pub fn run_steps_on_envoy(version: &str, envoy: &Path) -> (String, Vec<(String, 
     for step in steps::all_steps() {
         let wasm = steps::build(&step);
         let name = format!("compat-{version}-{step}");
-        let outcome = match Stack::start(&name, &step, &wasm, 2, |_| {}) {
+        // Step 5 counts in the rate limit service: a fresh Redis and
+        // service for each release, so each starts with unused quotas.
+        let services = project::step::Step::named(&step)
+            .is_ok_and(|model| model.uses_rate_limit_service())
+            .then(|| {
+                let dir = crate::stack::test_dir(&format!("{name}-services"));
+                let redis = Redis::start(&dir);
+                let service = RateLimitService::start(&dir, redis.port);
+                (service, redis)
+            });
+        let service_port = services.as_ref().map(|(service, _)| service.grpc_port);
+        let started = Stack::start(&name, &step, &wasm, 2, |config| {
+            if let Some(port) = service_port {
+                config.replace_port(project::ports::RATE_LIMIT_SERVICE, port);
+            }
+        });
+        let outcome = match started {
             Err(log) => Err(first_error(&log)),
             Ok(stack) => {
                 let dir = project::repo_root().join("code").join(&step);
