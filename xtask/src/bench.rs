@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: module sizes and Envoy's CPU per request, written to
+//! `cargo xtask bench`: module sizes, Envoy's CPU and instructions per request, written to
 //! src/captured/bench/; in quick mode (every configuration, a few
 //! requests, results in target/bench-quick/) as a stage of the tests.
 

@@ -82,6 +82,11 @@ pub fn ensure_bench_tools() -> Result {
         "/usr/bin/wasm-opt",
         "binaryen",
         "the benchmark's wasm-opt size figures",
+    )?;
+    ensure_debian_package(
+        "/usr/bin/valgrind",
+        "valgrind",
+        "the benchmark's instruction counts (callgrind)",
     )
 }
 

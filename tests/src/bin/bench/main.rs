@@ -5,6 +5,7 @@
 
 mod body_memory;
 mod configs;
+mod instructions;
 mod measure;
 mod report;
 mod sizes;
@@ -72,6 +73,29 @@ struct Sample {
     /// The services the filter calls, filter on.
     services: Vec<f64>,
 }
+
+/// Step 1 stopping right after the key check: what reading the request's
+/// headers and deciding costs, without setting `x-auth-status` or logging.
+const STOP_AFTER_KEY_CHECK: [variants::Patch; 2] = [
+    variants::Patch {
+        file: "src/filter.rs",
+        from: "        self.verdict = check_key(&config, &values);\n",
+        to: "        self.verdict = check_key(&config, &values);\n        if self.verdict == Verdict::Allowed {\n            return Action::Continue;\n        }\n",
+    },
+    variants::Patch {
+        file: "src/filter.rs",
+        from: r#"log::info!("request completed, verdict {:?}", self.verdict);"#,
+        to: "",
+    },
+];
+
+/// Step 1 without its `on_log` line, which Envoy at `warn` drops after the
+/// plugin has formatted and sent it.
+const NO_REQUEST_LOG: [variants::Patch; 1] = [variants::Patch {
+    file: "src/filter.rs",
+    from: r#"log::info!("request completed, verdict {:?}", self.verdict);"#,
+    to: "",
+}];
 
 /// Step 4's configuration for the benchmark: no timestamp (a run lasts
 /// longer than any sensible tolerance), bodies up to 1 MiB.
@@ -278,10 +302,11 @@ fn main() {
             json,
         },
     );
-    let json = plugin_json(
+    let step_2_json = plugin_json(
         &three,
         json!({ "requests_per_window": 1_000_000_000, "window_seconds": 60 }),
     );
+    let json = step_2_json.clone();
     add(
         "step 2, 2 workers".into(),
         "rate-limit",
@@ -332,10 +357,11 @@ fn main() {
         rate_limit[counter] = value;
         plugin_json(&three, json!({ "rate_limit": rate_limit }))
     };
-    let json = fleet_json(
+    let step_5_json = fleet_json(
         "service",
         json!({ "cluster": "rate_limit_service", "domain": "proxy-wasm-book", "timeout_ms": 1000 }),
     );
+    let json = step_5_json.clone();
     add(
         "step 5, 2 workers".into(),
         "fleet",
@@ -347,7 +373,8 @@ fn main() {
             json,
         },
     );
-    let json = fleet_json("descriptor_header", json!("x-api-key-hash"));
+    let step_5_native_json = fleet_json("descriptor_header", json!("x-api-key-hash"));
+    let json = step_5_native_json.clone();
     add(
         "step 5 with Envoy's rate limit filter, 2 workers".into(),
         "fleet",
@@ -438,9 +465,91 @@ fn main() {
         }
     }
 
-    // Envoys are stopped by PID when `setups` is dropped, then the
-    // services they called.
+    // Envoys are stopped by PID when `setups` is dropped.
     drop(setups);
+
+    eprintln!("==> instructions per request (Envoy under callgrind, one worker)");
+    let key_check_only =
+        variants::build("step-1-auth", "bench-key-check-only", &STOP_AFTER_KEY_CHECK);
+    let no_request_log = variants::build("step-1-auth", "bench-no-request-log", &NO_REQUEST_LOG);
+    let step_1_json = plugin_json(&three, json!({}));
+    let step_3_warm = json!({
+        "header_name": "x-api-key", "auth_cluster": "sink", "auth_authority": "sink",
+        "auth_path": "/validate", "timeout_ms": 1000,
+        "cache_valid_seconds": 3600, "cache_invalid_seconds": 3600,
+    })
+    .to_string();
+    fn wasm<'a>(wasm: &'a std::path::Path, json: &str) -> Filter<'a> {
+        Filter::Wasm {
+            wasm,
+            json: json.to_owned(),
+        }
+    }
+    let mut counted: Vec<(&str, Filter, Request)> =
+        vec![("step 1, 3 keys", wasm(&step_1, &step_1_json), Request::Get)];
+    if !quick {
+        counted.extend([
+            (
+                "Wasm plugin doing nothing",
+                wasm(&empty, &step_1_json),
+                Request::Get,
+            ),
+            (
+                "step 1, key check only (no header set, no log)",
+                wasm(&key_check_only, &step_1_json),
+                Request::Get,
+            ),
+            (
+                "step 1 without its request log line",
+                wasm(&no_request_log, &step_1_json),
+                Request::Get,
+            ),
+            ("step 2", wasm(&step_2, &step_2_json), Request::Get),
+            (
+                "step 3, warm cache",
+                wasm(&step_3, &step_3_warm),
+                Request::Get,
+            ),
+            ("step 5", wasm(&step_5, &step_5_json), Request::GetToCluster),
+            (
+                "step 5 with Envoy's rate limit filter",
+                Filter::WasmThenRateLimit {
+                    wasm: &step_5,
+                    json: step_5_native_json.clone(),
+                },
+                Request::GetToCluster,
+            ),
+        ]);
+    }
+    let (batch, instruction_rounds) = if quick { (20, 1) } else { (1000, 3) };
+    let mut instruction_rows = Vec::new();
+    for (name, filter, request) in &counted {
+        eprintln!("    {name}");
+        let mut envoy = instructions::Counted::start(
+            &name.replace([' ', ',', '(', ')', '\''], "-"),
+            filter,
+            rate_limit.grpc_port,
+        );
+        let path = |route: &str| format!("{}{route}", request.path_prefix());
+        // The first requests compile and warm what the rest reuse.
+        if !quick {
+            envoy.per_request(&path("/checked"), 200, &[]);
+            envoy.per_request(&path("/unchecked"), 200, &[]);
+        }
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for _ in 0..instruction_rounds {
+            on.push(envoy.per_request(&path("/checked"), batch, &[]));
+            off.push(envoy.per_request(&path("/unchecked"), batch, &[]));
+        }
+        let added: Vec<f64> = on.iter().zip(&off).map(|(on, off)| on - off).collect();
+        let (added_median, added_min, added_max) = measure::summary(&added);
+        instruction_rows.push(json!({
+            "name": name, "requests_per_sample": batch,
+            "checked": measure::summary(&on).0, "unchecked": measure::summary(&off).0,
+            "added": added_median, "added_min": added_min, "added_max": added_max,
+        }));
+    }
+    // Then the services the step-5 configurations called.
     drop(rate_limit);
     drop(redis);
 
@@ -454,6 +563,7 @@ fn main() {
         "sizes": step_sizes,
         "profile_variants": profile_sizes,
         "cpu": cpu,
+        "instructions": instruction_rows,
         "body_memory": memory,
     });
     report::write(&out, &results);

