@@ -35,6 +35,42 @@ struct Setup {
     /// The processes a request also costs (step 5's rate limit service
     /// and Redis), measured beside Envoy.
     services: Vec<u32>,
+    /// Whether the filter refuses a request without a key (all but
+    /// `local_ratelimit`, which only counts).
+    authenticates: bool,
+}
+
+impl Setup {
+    /// Before anything is measured: the filter runs on `/checked` (a
+    /// request without a key or signature is refused) and not on
+    /// `/unchecked` (the same request gets 200). h2load only checks that
+    /// every measured request got a 2xx, which a filter letting everything
+    /// through, or a route where it is not really disabled, would pass.
+    fn assert_filter_is_on_and_off(&self) {
+        let port = self.envoy.port;
+        let prefix = self.request.path_prefix();
+        let (method, body): (&str, &[u8]) = match self.request {
+            Request::SignedPost(_) => ("POST", b"an unsigned body"),
+            Request::Get | Request::GetToCluster => ("GET", b""),
+        };
+        let status = |path: &str, headers: &[(&str, &[u8])]| {
+            harness::http::request(port, method, &format!("{prefix}{path}"), headers, body)
+                .map(|response| response.status)
+                .unwrap_or(0)
+        };
+        let off = status("/unchecked", &[]);
+        assert_eq!(off, 200, "{}: /unchecked without a key", self.name);
+        // Without a key: step 3's stand-in auth service says yes to every
+        // key, so a wrong key would pass there on purpose.
+        if self.authenticates {
+            let on = status("/checked", &[]);
+            assert!(
+                (400..500).contains(&on),
+                "{}: /checked without a key answered {on}, not a refusal",
+                self.name
+            );
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -124,6 +160,8 @@ fn signed_post(size: usize) -> Request {
         format!("x-signature-256: {signature}"),
     ])
 }
+
+const DOES_NOTHING: &str = "Wasm plugin doing nothing";
 
 /// Step 1 doing nothing: every request is let through at once, nothing is
 /// logged. What it costs is the price of running any Wasm plugin at all.
@@ -217,6 +255,7 @@ fn main() {
             concurrency,
             rate_limit.grpc_port,
         );
+        let authenticates = !matches!(filter, Filter::LocalRateLimit) && name != DOES_NOTHING;
         setups.push(Setup {
             name,
             group,
@@ -226,6 +265,7 @@ fn main() {
             request: request.borrow().clone(),
             envoy,
             services: services.borrow().clone(),
+            authenticates,
         });
     };
     for count in [3, 1_000, 100_000] {
@@ -258,7 +298,7 @@ fn main() {
     let three = keys(3);
     let json = plugin_json(&three, json!({}));
     add(
-        "Wasm plugin doing nothing".into(),
+        DOES_NOTHING.into(),
         "reference",
         3,
         1,
@@ -407,8 +447,16 @@ fn main() {
     // round, interleaved so that drift on the machine touches every
     // configuration alike.
     let mut samples: Vec<Sample> = setups.iter().map(|_| Sample::default()).collect();
-    for round in 1..=rounds {
-        eprintln!("==> round {round} of {rounds}");
+    for setup in &setups {
+        setup.assert_filter_is_on_and_off();
+    }
+    // Round 0 warms up (V8's compiled code, Envoy's connection pools and
+    // caches) and is not counted.
+    for round in 0..=rounds {
+        eprintln!(
+            "==> round {round} of {rounds}{}",
+            if round == 0 { " (warm-up)" } else { "" }
+        );
         for (setup, sample) in setups.iter().zip(samples.iter_mut()) {
             let n =
                 ((requests as f64 * setup.request_share) as u64).max(if quick { 20 } else { 50 });
@@ -423,8 +471,21 @@ fn main() {
                 .chain(setup.services.iter().copied())
                 .collect();
             let extra = setup.request.h2load_args();
-            let checked = measure::cpu_us_per_request(&pids, &url("/checked"), n, extra);
-            let unchecked = measure::cpu_us_per_request(&pids, &url("/unchecked"), n, extra);
+            let n = if round == 0 { (n / 10).max(20) } else { n };
+            // Which route goes first alternates, so that neither always
+            // runs on a cache the other has just warmed.
+            let (checked, unchecked) = if round % 2 == 1 {
+                let checked = measure::cpu_us_per_request(&pids, &url("/checked"), n, extra);
+                let unchecked = measure::cpu_us_per_request(&pids, &url("/unchecked"), n, extra);
+                (checked, unchecked)
+            } else {
+                let unchecked = measure::cpu_us_per_request(&pids, &url("/unchecked"), n, extra);
+                let checked = measure::cpu_us_per_request(&pids, &url("/checked"), n, extra);
+                (checked, unchecked)
+            };
+            if round == 0 {
+                continue;
+            }
             sample.checked.push(checked[0]);
             sample.unchecked.push(unchecked[0]);
             sample.services.push(checked[1..].iter().sum());
