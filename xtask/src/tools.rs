@@ -158,9 +158,16 @@ fn ensure_cargo_tools(tools: &[(&str, &str)]) -> Result {
         specs.join(" and ")
     ));
     let root_dir = tools_dir().join("cargo");
+    // One build folder for all of them, kept in .tools/: mdBook and
+    // mdbook-admonish lock most of their dependencies at the same versions,
+    // so the second build reuses what the first compiled (each `cargo
+    // install` would otherwise build in a fresh temporary folder).
+    let target_dir = root_dir.join("build");
     let mut args = vec!["install", "--locked", "--root"];
     let root_dir = root_dir.to_string_lossy().into_owned();
     args.push(&root_dir);
+    let target_dir = target_dir.to_string_lossy().into_owned();
+    args.extend(["--target-dir", &target_dir]);
     args.extend(specs.iter().map(String::as_str));
     run::cargo(&args, None)
 }

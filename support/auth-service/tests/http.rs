@@ -28,7 +28,10 @@ fn start() -> Service {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port");
-    let keys = std::env::temp_dir().join(format!("auth-service-keys-{}", std::process::id()));
+    // Cargo's scratch folder for integration tests (under target/), so no
+    // file is left behind in the system's temporary folder.
+    let keys = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("auth-service-keys-{}", std::process::id()));
     std::fs::write(&keys, "key-abc123\n").expect("write keys");
     let child = Command::new(env!("CARGO_BIN_EXE_auth-service"))
         .arg(port.to_string())
