@@ -550,11 +550,7 @@ fn main() {
         vec![("step 1, 3 keys", wasm(&step_1, &step_1_json), Request::Get)];
     if !quick {
         counted.extend([
-            (
-                "Wasm plugin doing nothing",
-                wasm(&empty, &step_1_json),
-                Request::Get,
-            ),
+            (DOES_NOTHING, wasm(&empty, &step_1_json), Request::Get),
             (
                 "step 1, key check only (no header set, no log)",
                 wasm(&key_check_only, &step_1_json),
@@ -563,6 +559,11 @@ fn main() {
             (
                 "step 1 without its request log line",
                 wasm(&no_request_log, &step_1_json),
+                Request::Get,
+            ),
+            (
+                "step 1, 100000 keys",
+                wasm(&step_1, &plugin_json(&keys(100_000), json!({}))),
                 Request::Get,
             ),
             ("step 2", wasm(&step_2, &step_2_json), Request::Get),
