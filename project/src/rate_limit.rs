@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-/// The module and the pinned version `go install` builds. The project has
-/// no tagged release newer than 2020's v1.4.0; the module proxy serves its
-/// main branch as this pseudo-version.
+/// The module and the pinned version `go install` builds. The project
+/// publishes its main branch rather than tagged releases; the module proxy
+/// serves the commit the book was tested with as this pseudo-version.
 pub const MODULE: &str = "github.com/envoyproxy/ratelimit/src/service_cmd";
 pub const VERSION: &str = "v1.4.1-0.20260122083618-3fb702589d36";
 

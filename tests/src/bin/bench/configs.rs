@@ -3,6 +3,8 @@
 //! `/checked` runs the filter under test, `/unchecked` has it disabled. The
 //! difference between the two is what the filter costs.
 
+use harness::envoy::EnvoyConfig;
+use harness::stack::free_port;
 use std::path::Path;
 
 /// The filter under test, named `check` in every configuration.
@@ -242,4 +244,12 @@ static_resources:
 "#,
         filter_yaml(filter)
     )
+}
+
+/// A benchmark configuration with `filter` on free loopback ports: the
+/// config, its listener's port and its admin port.
+pub fn on_free_ports(filter: &Filter, rate_limit_port: u16) -> (EnvoyConfig, u16, u16) {
+    let (port, admin, sink) = (free_port(), free_port(), free_port());
+    let yaml = envoy_yaml(filter, port, admin, sink, rate_limit_port);
+    (EnvoyConfig::from_text(yaml), port, admin)
 }

@@ -47,14 +47,7 @@ impl Counted {
     /// Envoy with `filter`, one worker, warnings only, under callgrind.
     pub fn start(name: &str, filter: &Filter, rate_limit_port: u16) -> Counted {
         let dir = test_dir(&format!("bench-instructions-{name}"));
-        let (port, admin, sink) = (free_port(), free_port(), free_port());
-        let config = EnvoyConfig::from_text(configs::envoy_yaml(
-            filter,
-            port,
-            admin,
-            sink,
-            rate_limit_port,
-        ));
+        let (config, port, admin) = configs::on_free_ports(filter, rate_limit_port);
         let config_path = dir.join("envoy.yaml");
         std::fs::write(&config_path, config.text()).expect("write Envoy config");
         let mut command = Command::new("valgrind");

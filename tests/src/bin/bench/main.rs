@@ -190,14 +190,7 @@ fn plugin_json(keys: &[String], extra: serde_json::Value) -> String {
 
 fn start(name: &str, filter: &Filter, concurrency: u32, rate_limit_port: u16) -> Envoy {
     let dir = test_dir(&format!("bench-{name}"));
-    let (port, admin, sink) = (free_port(), free_port(), free_port());
-    let config = EnvoyConfig::from_text(configs::envoy_yaml(
-        filter,
-        port,
-        admin,
-        sink,
-        rate_limit_port,
-    ));
+    let (config, port, admin) = configs::on_free_ports(filter, rate_limit_port);
     Envoy::start_quiet(&config, port, admin, concurrency, &dir)
         .unwrap_or_else(|log| panic!("{name}: {log}"))
 }
