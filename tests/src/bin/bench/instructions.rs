@@ -7,9 +7,8 @@
 //! workers would count the same work.
 
 use crate::configs::{self, Filter};
-use harness::envoy::EnvoyConfig;
 use harness::process::Server;
-use harness::stack::{free_port, test_dir};
+use harness::stack::test_dir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
