@@ -30,8 +30,8 @@ fn start() -> Service {
         .expect("a free port");
     // Cargo's scratch folder for integration tests (under target/), so no
     // file is left behind in the system's temporary folder.
-    let keys = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("auth-service-keys-{}", std::process::id()));
+    let keys =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("auth-service-keys-{port}"));
     std::fs::write(&keys, "key-abc123\n").expect("write keys");
     let child = Command::new(env!("CARGO_BIN_EXE_auth-service"))
         .arg(port.to_string())
