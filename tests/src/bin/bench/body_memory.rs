@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const BODY_BYTES: usize = 1_000_000;
 
 /// Envoy's resident set size, from /proc.
-fn resident_bytes(pid: u32) -> u64 {
+pub fn resident_bytes(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {

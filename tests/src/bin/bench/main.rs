@@ -9,6 +9,7 @@ mod instructions;
 mod measure;
 mod report;
 mod sizes;
+mod startup;
 
 use configs::{keys, Filter};
 use harness::envoy::Envoy;
@@ -605,6 +606,26 @@ fn main() {
             "added": added_median, "added_min": added_min, "added_max": added_max,
         }));
     }
+    eprintln!("==> start-up: Envoy's time to ready and memory per VM");
+    let step_4_json = signed_body_json();
+    let started: Vec<(&str, Filter)> = vec![
+        (
+            "no Wasm filter (RBAC, 3 keys)",
+            Filter::Rbac { keys: &three },
+        ),
+        ("step 1, 3 keys", wasm(&step_1, &step_1_json)),
+        (
+            "step 1, 100000 keys",
+            wasm(&step_1, &plugin_json(&keys(100_000), json!({}))),
+        ),
+        ("step 1 in Go", wasm(&go, &step_1_json)),
+        ("step 2", wasm(&step_2, &step_2_json)),
+        ("step 3", wasm(&step_3, &step_3_warm)),
+        ("step 4", wasm(&step_4, &step_4_json)),
+        ("step 5", wasm(&step_5, &step_5_json)),
+    ];
+    let startup = startup::measure(&started, rate_limit.grpc_port, if quick { 1 } else { 5 });
+
     // Then the services the step-5 configurations called.
     drop(rate_limit);
     drop(redis);
@@ -621,6 +642,7 @@ fn main() {
         "cpu": cpu,
         "instructions": instruction_rows,
         "body_memory": memory,
+        "startup": startup,
     });
     report::write(&out, &results);
     eprintln!("==> results in {}", out.display());

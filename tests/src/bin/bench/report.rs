@@ -175,6 +175,28 @@ pub fn write(out: &Path, results: &Value) {
         );
     }
     write_file("body-memory.md", memory);
+
+    let startup = &results["startup"];
+    let mut table = format!(
+        "| configuration | Envoy ready after (1 worker) | added | resident memory (1 worker) | added | each further VM (from {} to {} workers) |\n|---|---|---|---|---|---|\n",
+        startup["few_workers"], startup["many_workers"]
+    );
+    for row in startup["rows"].as_array().into_iter().flatten() {
+        let per_vm = match row["per_vm_mib"].as_f64() {
+            Some(mib) => format!("{mib:.1} MiB"),
+            None => "(baseline)".into(),
+        };
+        let _ = writeln!(
+            table,
+            "| {} | {:.0} ms | {:+.0} ms | {:.1} MiB | {:+.1} MiB | {per_vm} |",
+            row["name"].as_str().unwrap_or(""),
+            us(&row["ready_ms"]),
+            us(&row["ready_added_ms"]),
+            us(&row["resident_mib"]),
+            us(&row["resident_added_mib"]),
+        );
+    }
+    write_file("startup.md", table);
 }
 
 /// Added CPU per request against the number of keys, both axes logarithmic:
