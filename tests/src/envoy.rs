@@ -210,6 +210,17 @@ impl Envoy {
             .map(|response| response.body)
             .unwrap_or_default()
     }
+
+    /// One counter or gauge from the admin `/stats` (`name` is matched
+    /// whole), or `None` when Envoy has no such stat.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        self.admin(&format!("/stats?filter=^{name}$"))
+            .split_once(": ")?
+            .1
+            .trim()
+            .parse()
+            .ok()
+    }
 }
 
 /// Envoy log lines from `component` at `levels`, without the timestamp and

@@ -62,12 +62,7 @@ fn status(port: u16, key: &str) -> u16 {
 }
 
 fn stat(envoy: &Envoy, name: &str) -> u64 {
-    envoy
-        .admin(&format!("/stats?filter=^{name}$"))
-        .split(": ")
-        .nth(1)
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
+    envoy.stat(name).unwrap_or(0)
 }
 
 /// Polls until `done` holds or 10 s have passed; returns whether it held.

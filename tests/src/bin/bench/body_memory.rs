@@ -37,10 +37,7 @@ fn heap_bytes(stack: &Stack) -> u64 {
 fn received_bytes(stack: &Stack) -> u64 {
     stack
         .envoy
-        .admin("/stats?filter=^http.ingress.downstream_cx_rx_bytes_total$")
-        .split(':')
-        .nth(1)
-        .and_then(|n| n.trim().parse().ok())
+        .stat("http.ingress.downstream_cx_rx_bytes_total")
         .unwrap_or(0)
 }
 

@@ -25,16 +25,12 @@ struct Start {
     vms: f64,
 }
 
-/// A number from the admin `/stats`, or a histogram's P50 (Envoy prints a
-/// histogram with one sample as `P0(x,x) P25(x,x) ...`).
-fn stat(envoy: &Envoy, name: &str) -> Option<f64> {
+/// A histogram's cumulative median from the admin `/stats`, once Envoy
+/// has merged it (it prints `P0(interval,cumulative) ... P50(...) ...`).
+fn histogram_median(envoy: &Envoy, name: &str) -> Option<f64> {
     let text = envoy.admin(&format!("/stats?filter=^{name}$&usedonly"));
-    let value = text.split_once(':')?.1.trim();
-    if let Some(rest) = value.split("P50(").nth(1) {
-        // The cumulative value, after the comma.
-        return rest.split([',', ')']).nth(1)?.trim().parse().ok();
-    }
-    value.parse().ok()
+    let rest = text.split("P50(").nth(1)?;
+    rest.split([',', ')']).nth(1)?.trim().parse().ok()
 }
 
 fn start_once(name: &str, filter: &Filter, workers: u32, rate_limit_port: u16) -> Start {
@@ -48,7 +44,7 @@ fn start_once(name: &str, filter: &Filter, workers: u32, rate_limit_port: u16) -
     let pid = envoy.server.pid();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let ready_ms = loop {
-        if let Some(ms) = stat(&envoy, "server.initialization_time_ms") {
+        if let Some(ms) = histogram_median(&envoy, "server.initialization_time_ms") {
             break ms;
         }
         assert!(
@@ -58,7 +54,7 @@ fn start_once(name: &str, filter: &Filter, workers: u32, rate_limit_port: u16) -
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    let vms = stat(&envoy, "wasm.wasm_vm_count").unwrap_or(0.0);
+    let vms = envoy.stat("wasm.wasm_vm_count").unwrap_or(0) as f64;
     Start {
         ready_ms,
         resident_mib: crate::body_memory::resident_bytes(pid) as f64 / 1_048_576.0,
