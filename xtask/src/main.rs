@@ -41,7 +41,8 @@ enum Command {
     },
     /// Re-run the harness and rewrite the captured outputs in src/captured/
     Capture,
-    /// Measure module sizes and Envoy's CPU per request; rewrites src/captured/bench/
+    /// Measure module sizes, Envoy's CPU and instructions per request, start-up time and
+    /// memory per VM; rewrites src/captured/bench/
     Bench,
     /// Measure host compatibility (Envoy releases, the ABI, Loom); rewrites
     /// src/captured/host-compatibility.md
