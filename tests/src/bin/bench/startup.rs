@@ -3,10 +3,10 @@
 //! module once and gives every worker a VM cloned from it, so the module's
 //! size and its `on_configure` work are paid here, not per request.
 //!
-//! Each configuration is started with one worker and with four; the VMs the
-//! three extra workers add (Envoy's own count, `wasm.wasm_vm_count`) are
-//! what the resident memory grew by, less what three extra workers cost
-//! without any Wasm filter.
+//! Each configuration is started with one worker and with four. What one
+//! more VM costs is the resident memory the three extra workers add, less
+//! what three extra workers add without any Wasm filter, divided by the
+//! VMs they add (Envoy's own count, `wasm.wasm_vm_count`).
 
 use crate::configs::{self, Filter};
 use harness::envoy::{Envoy, EnvoyConfig};
@@ -63,9 +63,8 @@ fn start_once(name: &str, filter: &Filter, workers: u32, rate_limit_port: u16) -
     // Envoy is stopped by PID here.
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+fn median(values: Vec<f64>) -> f64 {
+    crate::measure::summary(&values).0
 }
 
 /// Starts every configuration `starts` times at each worker count,
