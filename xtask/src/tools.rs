@@ -169,7 +169,14 @@ fn ensure_cargo_tools(tools: &[(&str, &str)]) -> Result {
     let target_dir = target_dir.to_string_lossy().into_owned();
     args.extend(["--target-dir", &target_dir]);
     args.extend(specs.iter().map(String::as_str));
-    run::cargo(&args, None)
+    let mut command = run::cargo_command(&args, None);
+    // The pinned versions, built with less optimisation: compiling them is
+    // most of a first run's time, and rendering a book this size takes
+    // them a second or two either way.
+    command
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1")
+        .env("CARGO_PROFILE_RELEASE_LTO", "off");
+    run::status(command)
 }
 
 pub fn ensure_envoy() -> Result {
