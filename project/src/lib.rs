@@ -7,6 +7,7 @@ pub mod envoy;
 pub mod ports;
 pub mod rate_limit;
 pub mod step;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,12 @@ pub fn repo_root() -> PathBuf {
 /// `.tools/`: everything the project installs for itself.
 pub fn tools_dir() -> PathBuf {
     repo_root().join(".tools")
+}
+
+/// `target/this-run/`: what the harness of the current `cargo xtask test`
+/// records for the stages after it. Emptied before the harness starts.
+pub fn this_run_dir() -> PathBuf {
+    repo_root().join("target/this-run")
 }
 
 /// Whether `name --version` runs and succeeds.

@@ -36,6 +36,16 @@ pub fn service_binary() -> Result<PathBuf, String> {
 /// Debian's Redis server.
 pub const REDIS_SERVER: &str = "/usr/bin/redis-server";
 
+/// Redis on 127.0.0.1:`port`, in memory only (no snapshot, no append-only
+/// file): the rate limit service's counters need nothing more.
+pub fn redis_command(binary: &std::path::Path, port: u16) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"]);
+    command
+}
+
 /// `Err` with the way to install Redis when it is missing.
 pub fn redis_binary() -> Result<PathBuf, String> {
     let path = PathBuf::from(REDIS_SERVER);

@@ -78,7 +78,9 @@ impl Step {
             Language::Rust => {
                 let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
                 let mut command = Command::new(cargo);
-                command.args(["build", "--target", WASM_TARGET, "--release"]);
+                // `--locked`: the versions of the folder's Cargo.lock, the
+                // ones the book was tested with, or an error.
+                command.args(["build", "--locked", "--target", WASM_TARGET, "--release"]);
                 command
             }
             Language::Go => {

@@ -45,11 +45,63 @@ pub fn without_source_lines(text: &str) -> String {
     out
 }
 
-/// For Envoy statistics (`name: value` lines), whose set changes between
-/// releases (1.36 has no `wasm.wasm_vm_count`): the capture is the pinned
-/// release's. With it, compared whole (or rewritten); with another release,
-/// every statistic both have must have the same value, and they must share
-/// at least one.
+/// Statistics that not every release of the compatibility matrix has, with
+/// the first release that has each (measured: 1.36.4 has no
+/// `wasm.wasm_vm_count`).
+const NOT_IN_EVERY_RELEASE: [(&str, &str); 1] = [("wasm.wasm_vm_count", "1.37.0")];
+
+/// `1.36.4` as numbers, for comparing releases.
+fn release_numbers(release: &str) -> Vec<u32> {
+    release
+        .split('.')
+        .map_while(|part| part.parse().ok())
+        .collect()
+}
+
+/// Whether `release` has the statistic `name`.
+fn release_has(release: &str, name: &str) -> bool {
+    NOT_IN_EVERY_RELEASE
+        .iter()
+        .find(|(stat, _)| *stat == name)
+        .is_none_or(|(_, since)| release_numbers(release) >= release_numbers(since))
+}
+
+/// Whether `name` is the name of an Envoy statistic: dotted words of
+/// letters, digits, `_` and `-` (`wasm.auth.vm_reload`), never a bare word
+/// such as `key-new456` in a line of prose.
+fn is_stat_name(name: &str) -> bool {
+    name.contains('.')
+        && name.split('.').all(|word| {
+            !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+        })
+}
+
+/// The statistic lines of a text (Envoy's `/stats` format, `name: value`),
+/// by name; and the text's other lines, in order.
+fn split_stats(text: &str) -> (std::collections::BTreeMap<&str, &str>, Vec<&str>) {
+    let mut stats = std::collections::BTreeMap::new();
+    let mut other = Vec::new();
+    for line in text.lines() {
+        match line.split_once(": ") {
+            Some((name, value)) if is_stat_name(name) => {
+                let repeated = stats.insert(name, value);
+                assert!(repeated.is_none(), "the statistic {name} appears twice");
+            }
+            _ => other.push(line),
+        }
+    }
+    (stats, other)
+}
+
+/// For a capture with Envoy statistics in it (`name: value` lines), whose
+/// set changes between releases. With the pinned release, compared whole
+/// (or rewritten). With another, as a map from name to value: every
+/// statistic of the capture that the release has must be there with the
+/// same value, no other statistic may appear, and the other lines must be
+/// the same.
 pub fn check_or_update_stats(relative: &str, actual: &str) {
     let envoy = crate::paths::envoy_binary();
     let release = project::envoy::release_of(&envoy).unwrap_or_default();
@@ -63,31 +115,28 @@ pub fn check_or_update_stats(relative: &str, actual: &str) {
     );
     let path = paths::repo_root().join("src/captured").join(relative);
     let committed = committed(&path);
-    let value_of = |text: &str, name: &str| {
-        text.lines().find_map(|line| {
-            line.strip_prefix(name)?
-                .strip_prefix(": ")
-                .map(str::to_owned)
-        })
-    };
-    let mut shared = 0;
-    for line in actual.lines() {
-        let Some((name, value)) = line.split_once(": ") else {
-            continue;
-        };
-        if let Some(expected) = value_of(&committed, name) {
-            shared += 1;
-            assert_eq!(
-                value,
-                expected,
-                "{name} in {} (Envoy {release})",
-                path.display()
-            );
-        }
-    }
-    assert!(
-        shared > 0,
-        "no statistic of {} on Envoy {release}:\n{actual}",
+    let (expected, expected_lines) = split_stats(&committed);
+    let (seen, seen_lines) = split_stats(actual);
+    let expected: std::collections::BTreeMap<&str, &str> = expected
+        .into_iter()
+        .filter(|(name, _)| release_has(&release, name))
+        .collect();
+    assert_eq!(
+        seen,
+        expected,
+        "the statistics of {} on Envoy {release}",
+        path.display()
+    );
+    assert_eq!(
+        seen_lines
+            .iter()
+            .map(|l| without_source_lines(l))
+            .collect::<Vec<_>>(),
+        expected_lines
+            .iter()
+            .map(|l| without_source_lines(l))
+            .collect::<Vec<_>>(),
+        "the lines around the statistics of {} on Envoy {release}",
         path.display()
     );
 }
@@ -186,5 +235,25 @@ mod tests {
         assert_eq!(without_source_lines(a), without_source_lines(b));
         assert!(without_source_lines(a).contains("context.cc:<line>]"));
         assert!(without_source_lines(a).ends_with("x.h:3 a.cc:b"));
+    }
+
+    #[test]
+    fn statistics_are_read_by_name_and_a_repeated_one_is_refused() {
+        let (stats, other) =
+            split_stats("$ curl ...\nwasm.a: 1\nwasm.b: 2\nkey-new456: 200, key-def456: 403\n");
+        assert_eq!(stats.get("wasm.a"), Some(&"1"));
+        assert_eq!(stats.get("wasm.b"), Some(&"2"));
+        assert_eq!(other, ["$ curl ...", "key-new456: 200, key-def456: 403"]);
+        let twice = std::panic::catch_unwind(|| split_stats("wasm.a: 1\nwasm.a: 2\n"));
+        assert!(twice.is_err(), "a statistic twice must fail");
+    }
+
+    #[test]
+    fn releases_are_compared_as_numbers() {
+        assert!(release_has("1.40.0", "wasm.wasm_vm_count"));
+        assert!(release_has("1.37.0", "wasm.wasm_vm_count"));
+        assert!(!release_has("1.36.4", "wasm.wasm_vm_count"));
+        assert!(!release_has("1.36.2.post1", "wasm.wasm_vm_count"));
+        assert!(release_has("1.36.4", "wasm.auth.vm_reload"));
     }
 }

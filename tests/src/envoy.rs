@@ -6,7 +6,7 @@ use crate::paths;
 use crate::process::Server;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The text of a `code/<step>/envoy.yaml`, edited by exact replacement:
 /// every edit must match exactly once, so a change to the book's file that
@@ -174,30 +174,14 @@ impl Envoy {
             .args(log_args)
             .current_dir(paths::repo_root());
         let mut server = Server::start("envoy", command, &dir.join("envoy.log"));
-
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server.exited() {
-                return Err(format!(
-                    "Envoy exited ({status}) before it was ready:\n{}",
-                    server.log()
-                ));
-            }
-            if project::envoy::is_ready(admin_port) {
-                return Ok(Envoy {
-                    server,
-                    port,
-                    admin_port,
-                });
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "Envoy was not ready within 60 s:\n{}",
-                    server.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        server.wait_for(Duration::from_secs(60), || {
+            project::envoy::is_ready(admin_port)
+        })?;
+        Ok(Envoy {
+            server,
+            port,
+            admin_port,
+        })
     }
 
     pub fn log(&self) -> String {
@@ -214,13 +198,41 @@ impl Envoy {
     /// One counter or gauge from the admin `/stats` (`name` is matched
     /// whole), or `None` when Envoy has no such stat.
     pub fn stat(&self, name: &str) -> Option<u64> {
-        self.admin(&format!("/stats?filter=^{name}$"))
-            .split_once(": ")?
-            .1
-            .trim()
-            .parse()
-            .ok()
+        // The filter is a regular expression (a `.` matches any character);
+        // the map keeps only the statistic of exactly this name.
+        stat_values(&self.admin(&format!("/stats?filter=^{name}$"))).remove(name)
     }
+
+    /// The VMs Envoy has created so far (`wasm.envoy.wasm.runtime.v8.created`):
+    /// a plugin that crashes under `FAIL_RELOAD` gets a new one.
+    pub fn vms_created(&self) -> u64 {
+        self.stat("wasm.envoy.wasm.runtime.v8.created")
+            .unwrap_or_else(|| panic!("no VM statistics:\n{}", self.admin("/stats?filter=wasm")))
+    }
+
+    /// No plugin of this Envoy panicked, and no VM was created since
+    /// `vms_created` said `created_before` (a crashed VM is replaced on the
+    /// next request under `FAIL_RELOAD`: send one before asking).
+    pub fn assert_no_plugin_crashed(&self, created_before: u64) {
+        let log = self.log();
+        assert!(!log.contains("panicked at"), "a plugin panicked:\n{log}");
+        assert_eq!(
+            self.vms_created(),
+            created_before,
+            "Envoy created new VMs: one crashed\n{log}"
+        );
+    }
+}
+
+/// The statistics in an admin `/stats` text (`name: value` lines) that have
+/// a number for a value, by name; histograms and text lines are left out.
+pub fn stat_values(text: &str) -> std::collections::BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(": ")?;
+            Some((name.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// Envoy log lines from `component` at `levels`, without the timestamp and

@@ -4,13 +4,14 @@
 pub mod book;
 pub mod broken_service;
 pub mod capture;
-pub mod compat;
 pub mod envoy;
 pub mod http;
+pub mod http2;
 pub mod load;
 pub mod paths;
 pub mod process;
 pub mod rate_limit;
+pub mod shared_data;
 pub mod stack;
 pub mod steps;
 pub mod variants;

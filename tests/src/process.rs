@@ -1,9 +1,11 @@
 //! Child processes that are always stopped: `Server` kills its own PID when
 //! dropped, so a failing assertion cannot leave a server running.
 
+use project::wait::Ready;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 pub struct Server {
     name: String,
@@ -44,6 +46,45 @@ impl Server {
 
     pub fn log_path(&self) -> &Path {
         &self.log
+    }
+
+    /// Waits until `ready` holds (`project::wait`); `Err` with what happened
+    /// and the server's log when it exits first or `timeout` passes.
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        ready: impl FnMut() -> bool,
+    ) -> Result<(), String> {
+        match project::wait::for_process(
+            timeout,
+            || {
+                self.child
+                    .try_wait()
+                    .ok()
+                    .flatten()
+                    .map(|status| status.to_string())
+            },
+            ready,
+        ) {
+            Ready::Yes => Ok(()),
+            Ready::Exited(status) => Err(format!(
+                "{} exited ({status}) before it was ready:\n{}",
+                self.name,
+                self.log()
+            )),
+            Ready::TimedOut => Err(format!(
+                "{} was not ready within {timeout:?}:\n{}",
+                self.name,
+                self.log()
+            )),
+        }
+    }
+
+    /// `wait_for`, panicking with the log when the server does not get ready.
+    pub fn wait_until_ready(&mut self, timeout: Duration, ready: impl FnMut() -> bool) {
+        if let Err(why) = self.wait_for(timeout, ready) {
+            panic!("{why}");
+        }
     }
 
     /// Kills this process (by its PID) and waits for it to be gone.

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const STEP: &str = "step-5-global-rate-limit";
 
@@ -28,19 +28,10 @@ impl Redis {
     /// The same on `port` (the book's, for a test that runs as a reader).
     pub fn start_on(dir: &Path, port: u16) -> Redis {
         let binary = project::rate_limit::redis_binary().unwrap_or_else(|why| panic!("{why}"));
-        let mut command = Command::new(binary);
-        command
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .current_dir(dir);
+        let mut command = project::rate_limit::redis_command(&binary, port);
+        command.current_dir(dir);
         let mut server = Server::start("redis", command, &dir.join("redis.log"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !redis_answers(port) {
-            if server.exited().is_some() || Instant::now() > deadline {
-                panic!("Redis did not start on port {port}:\n{}", server.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        server.wait_until_ready(Duration::from_secs(10), || redis_answers(port));
         Redis { server, port }
     }
 
@@ -54,6 +45,21 @@ impl Redis {
             .filter(|line| !line.starts_with('$'))
             .map(str::to_owned)
             .collect()
+    }
+}
+
+impl Redis {
+    /// The sum of every counter in Redis: what the rate limit service has
+    /// counted so far, for all descriptors.
+    pub fn counted(&self) -> u64 {
+        self.keys()
+            .iter()
+            .filter_map(|key| {
+                let reply = redis_command(self.port, &format!("GET {key}")).ok()?;
+                // A bulk reply: `$len`, then the value.
+                reply.lines().nth(1)?.trim().parse::<u64>().ok()
+            })
+            .sum()
     }
 }
 
@@ -155,16 +161,9 @@ fn start_healthy(command: Command, log_dir: &Path, http_port: u16) -> Server {
         command,
         &log_dir.join("ratelimit.log"),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !project::answers_200(http_port, "/healthcheck") {
-        if server.exited().is_some() || Instant::now() > deadline {
-            panic!(
-                "the rate limit service did not get healthy on port {http_port}:\n{}",
-                server.log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    server.wait_until_ready(Duration::from_secs(20), || {
+        project::answers_200(http_port, "/healthcheck")
+    });
     server
 }
 

@@ -89,13 +89,9 @@ pub fn test_dir(test_name: &str) -> PathBuf {
 /// Polls until `server` accepts connections on `port`; panics with its log
 /// if it exits or takes longer than 10 s.
 pub fn wait_for_port(server: &mut Server, port: u16) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if server.exited().is_some() || std::time::Instant::now() > deadline {
-            panic!("server on port {port} did not start:\n{}", server.log());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    server.wait_until_ready(std::time::Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
 }
 
 /// Moves every listener of a step's config (and the clusters that point at
@@ -227,12 +223,14 @@ impl Stack {
     }
 
     /// Runs `code/<step>/check.sh` against this stack; returns (success,
-    /// combined output).
+    /// combined output), and records the output as this run's.
     pub fn run_check_script(&self, step: &str) -> (bool, String) {
-        run_check_script(
+        let (passed, output) = run_check_script(
             &paths::repo_root().join("code").join(step),
             &self.base_url(),
-        )
+        );
+        record_check_output(step, &output);
+        (passed, output)
     }
 }
 
@@ -252,6 +250,27 @@ pub fn run_check_script(step_dir: &Path, base_url: &str) -> (bool, String) {
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.success(), text)
+}
+
+/// Keeps a step's check-script output of this run (with the pinned Envoy)
+/// for `compat --check`, which compares the host-compatibility page with it.
+pub fn record_check_output(step: &str, output: &str) {
+    let dir = project::this_run_dir().join("checks");
+    std::fs::create_dir_all(&dir).expect("create target/this-run/checks");
+    std::fs::write(dir.join(format!("{step}.txt")), output).expect("record the check output");
+}
+
+/// The check-script output this run recorded for `step`.
+pub fn check_output_of_this_run(step: &str) -> Result<String, String> {
+    let path = project::this_run_dir()
+        .join("checks")
+        .join(format!("{step}.txt"));
+    std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}: {e}; the harness records it (run `cargo xtask test --only harness`)",
+            path.display()
+        )
+    })
 }
 
 /// Starts `step` with `wasm` and the plugin configuration `json`, which

@@ -81,6 +81,26 @@ pub fn workspace_binary(package: &str) -> PathBuf {
     paths::workspace_bin(package)
 }
 
+/// Builds a plugin of this workspace (`support/shared-data-writer`) for
+/// Wasm, in release, and returns its `.wasm`.
+pub fn workspace_wasm(package: &str) -> PathBuf {
+    let _one_at_a_time = BUILD_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--release", "--package", package])
+        .args(["--target", project::step::WASM_TARGET])
+        .current_dir(paths::repo_root())
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building {package} failed");
+    paths::repo_root()
+        .join("target")
+        .join(project::step::WASM_TARGET)
+        .join("release")
+        .join(format!("{}.wasm", package.replace('-', "_")))
+}
+
 /// Builds the Cargo example `example` of a Rust step (a second plugin in
 /// the step's folder) as its README says, and returns its `.wasm`.
 pub fn build_example(name: &str, example: &str) -> PathBuf {

@@ -78,17 +78,11 @@ pub fn build_example(step: &str, example: &str, name: &str, patches: &[Patch]) -
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = patched_copy(step, name, patches);
     let shared_target = paths::repo_root().join("target/naive/target").join(step);
-    let status = std::process::Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--target",
-            project::step::WASM_TARGET,
-        ])
-        .args(["--example", example])
+    let model = project::step::Step::named(step).unwrap_or_else(|why| panic!("{why}"));
+    let status = model
+        .build_command(&dir)
+        .args(["--quiet", "--example", example])
         .env("CARGO_TARGET_DIR", &shared_target)
-        .current_dir(&dir)
         .status()
         .expect("run cargo");
     assert!(status.success(), "building {name} failed");

@@ -11,7 +11,7 @@ use harness::{capture, paths, steps, variants};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The book's ports are one set per machine: one test at a time uses them.
 static BOOK_PORTS: Mutex<()> = Mutex::new(());
@@ -49,21 +49,9 @@ fn outside_workspace(name: &str) -> PathBuf {
 /// Waits for Envoy's admin `/ready` on the book's admin port, as the book
 /// tells readers to; panics with Envoy's log if it exits or takes 60 s.
 fn wait_until_ready(envoy: &mut Server) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = envoy.exited() {
-            panic!("Envoy exited ({status}):\n{}", envoy.log());
-        }
-        if project::envoy::is_ready(project::ports::ADMIN) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Envoy was not ready within 60 s:\n{}",
-            envoy.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    envoy.wait_until_ready(Duration::from_secs(60), || {
+        project::envoy::is_ready(project::ports::ADMIN)
+    });
 }
 
 /// PATH for the reader's shell: the Envoy the project installed (its venv's
@@ -248,6 +236,7 @@ fn every_step_folder_runs_on_its_own_when_copied_out() {
         wait_until_ready(&mut envoy);
         let (passed, output) = run_check_script(&copy, "http://127.0.0.1:8080");
         assert!(passed, "{step}: the copied check.sh failed:\n{output}");
+        harness::stack::record_check_output(step, &output);
         assert!(output.contains("all checks passed"), "{output}");
     }
     capture::check_or_update_sizes("wasm-sizes.md", &sizes);

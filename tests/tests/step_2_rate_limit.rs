@@ -202,3 +202,48 @@ fn counters_are_shared_by_vm_id_across_listeners() {
         );
     }
 }
+
+/// The shared-data name step 2 counts a key under (`limiter::shared_key`):
+/// SipHash with fixed keys, the same here as in the plugin.
+fn counter_name(api_key: &str) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    api_key.hash(&mut hasher);
+    format!("rate-limit/{:016x}", hasher.finish())
+}
+
+/// Another plugin with step 2's `vm_id` can write over a key's counter.
+/// The plugin cannot count in an entry that is not a counter: it lets the
+/// key through uncounted (as for any counter it cannot use) and its log
+/// says exactly why.
+#[test]
+fn an_entry_that_is_not_a_counter_is_named_in_the_log() {
+    let wasm = steps::build(STEP);
+    let json = plugin_config(&["key-abc123"], 3, 3600);
+    let mut writer = 0;
+    let stack = Stack::start(
+        "step2-not-a-counter",
+        STEP,
+        &wasm,
+        1,
+        |config: &mut EnvoyConfig| {
+            config.set_plugin_configuration(&json);
+            writer = harness::shared_data::add_writer(config, "rate-limit");
+        },
+    )
+    .unwrap_or_else(|log| panic!("{log}"));
+    let name = counter_name("key-abc123");
+    harness::shared_data::write(writer, &name, b"hello");
+    let key: &[(&str, &[u8])] = &[("x-api-key", b"key-abc123")];
+    let status = http::get(stack.envoy.port, "/api/users", key).map(|r| r.status);
+    assert_eq!(status.ok(), Some(200));
+    let expected = format!(
+        "rate limiter unavailable (the entry `{name}` is not a counter (5 bytes)); \
+         request allowed uncounted"
+    );
+    assert!(
+        stack.envoy.log().contains(&expected),
+        "{}",
+        stack.envoy.log()
+    );
+}

@@ -470,3 +470,106 @@ fn the_cache_is_bounded_and_answers_only_for_its_own_key() {
     assert_eq!(forged.status, 403);
     assert_no_key_logged(&stack, &BOOK_KEYS);
 }
+
+/// A call whose stream is reset after the service's answer began comes
+/// back with no headers. Reading its `:status` would panic inside the SDK
+/// (Envoy answers BadArgument, and the SDK panics on it), take the VM down
+/// and leave the request waiting: the plugin must answer 503 at once.
+#[test]
+fn a_call_reset_mid_answer_is_refused_at_once_and_the_vm_survives() {
+    let stack = start(
+        "step3-reset-mid-answer",
+        &AuthService::Broken(Behaviour::ClosesMidAnswer),
+        without_cache,
+    );
+    let created = stack.envoy.vms_created();
+    for _ in 0..3 {
+        let elapsed = refused_request(&stack);
+        assert!(elapsed < CALL_TIMEOUT, "took {elapsed:?}");
+    }
+    let reason = logged_reason(&stack);
+    assert!(
+        reason.starts_with("the call was reset: no response headers"),
+        "{reason}"
+    );
+    stack.envoy.assert_no_plugin_crashed(created);
+}
+
+/// `{"valid":true}`, 5,000 spaces and `{"valid":false}`: a yes only in its
+/// first 4,096 bytes. An answer longer than the plugin reads is refused
+/// whole, never judged by the part that was read.
+#[test]
+fn an_answer_longer_than_the_plugin_reads_is_refused() {
+    let args = ["--answer", "padded"];
+    let stack = start("step3-padded-answer", &controlled(&args), without_cache);
+    refused_request(&stack);
+    let reason = logged_reason(&stack);
+    assert!(
+        reason.starts_with("an answer of 5029 bytes, longer than the 4096 the plugin reads"),
+        "{reason}"
+    );
+}
+
+/// The book's `cache_secret` (code/step-3-http-call/envoy.yaml).
+const CACHE_SECRET: &str = "cache-secret-5b1d8e07c2a94f36";
+
+/// An entry as the plugin writes it: the key's digest, the answer, the
+/// expiry (Unix milliseconds, big-endian); and the slot it goes in.
+fn cache_entry(digest: [u8; 32], valid: bool, expires_ms: u64, slots: u32) -> (String, Vec<u8>) {
+    let slot = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % slots;
+    let mut entry = digest.to_vec();
+    entry.push(u8::from(valid));
+    entry.extend_from_slice(&expires_ms.to_be_bytes());
+    (format!("auth-cache.{slot}"), entry)
+}
+
+fn keyed_digest(secret: &str, key: &str) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| panic!("HMAC refused the key"));
+    mac.update(key.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// Shared data is not the plugin's alone: another plugin configured with
+/// the same `vm_id` can write the cache's entries. A yes for a key the
+/// service refuses, written by that plugin, must not be believed: not
+/// under the key's plain SHA-256 (which anyone can compute), and not with
+/// an expiry further away than the plugin caches a yes (30 s), even under
+/// the right digest. The same yes with a plausible expiry is believed:
+/// the writer really writes where the plugin reads.
+#[test]
+fn cache_entries_the_plugin_did_not_write_are_not_believed() {
+    use sha2::Digest;
+    const KEY: &str = "key-not-known-to-the-service";
+    let config = EnvoyConfig::for_step(STEP);
+    assert!(
+        config.text().contains(CACHE_SECRET),
+        "the book's cache secret"
+    );
+    let mut writer = 0;
+    let stack = start("step3-forged-cache", &controlled(&[]), |config| {
+        writer = harness::shared_data::add_writer(config, "auth-service-cache");
+    });
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let a_year = 365 * 24 * 3600 * 1000;
+    let plain: [u8; 32] = sha2::Sha256::digest(KEY.as_bytes()).into();
+    let keyed = keyed_digest(CACHE_SECRET, KEY);
+    for (what, digest, expires_ms, believed) in [
+        ("plain SHA-256, a year ahead", plain, now_ms + a_year, false),
+        ("keyed digest, a year ahead", keyed, now_ms + a_year, false),
+        ("keyed digest, 20 s ahead", keyed, now_ms + 20_000, true),
+    ] {
+        let (slot, entry) = cache_entry(digest, true, expires_ms, 10_000);
+        harness::shared_data::write(writer, &slot, &entry);
+        let status = get_with_key(&stack, KEY.as_bytes()).status;
+        assert_eq!(status, if believed { 200 } else { 403 }, "{what}");
+    }
+    assert_eq!(
+        service_calls(&stack),
+        2,
+        "asked for both forgeries it refused"
+    );
+}

@@ -463,6 +463,27 @@ fn a_replaced_body_needs_its_content_length_removed() {
     );
 }
 
+/// A body that ends with trailers (HTTP/2 here) is complete in
+/// `on_http_request_trailers`, not in a body callback with `end_of_stream`:
+/// the redact example must rewrite it there, or the password goes on.
+#[test]
+fn the_redact_example_redacts_a_body_that_ends_with_trailers() {
+    let body = br#"{"user":"ada","password":"correct horse battery staple"}"#;
+    let wasm = steps::build_example(STEP, "redact-body");
+    let stack = start("step4-redact-trailers", &wasm, |_| {});
+    let response = harness::http2::post_with_trailers(
+        stack.envoy.port,
+        PATH,
+        &[("content-type", b"application/json")],
+        body,
+        3,
+        &[("x-delivery-checksum", "abc")],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(echoed_body(&response), r#"{"user":"ada"}"#);
+}
+
 /// Pausing in `on_http_request_headers` looks like the way to hold the
 /// whole request, but Envoy turns it into "stop all iteration": the body is
 /// buffered by Envoy, not handed to the plugin, and the request hangs until

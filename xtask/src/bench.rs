@@ -13,7 +13,7 @@ pub fn run(quick: bool) -> Result {
     } else {
         "running the benchmark (several minutes; the numbers land in src/captured/bench/)"
     });
-    let mut command = run::harness_binary("bench");
+    let mut command = run::workspace_program("bench");
     if quick {
         command.arg("--quick");
     }

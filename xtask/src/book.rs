@@ -160,27 +160,30 @@ fn check_includes(chapter: &Path, text: &str) -> Vec<String> {
 /// crate that is built and tested.
 fn check_no_pasted_rust(chapter: &Path, text: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut block_start = None;
+    // The open fence's line and whether it is Rust (`rust`, `rust,ignore`).
+    let mut open: Option<(usize, bool)> = None;
+    let mut reported = false;
     for (index, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
-        if trimmed.starts_with("```") {
-            block_start = match block_start {
-                None if trimmed.starts_with("```rust") => Some(index + 1),
-                _ => None,
+        if let Some(info) = trimmed.strip_prefix("```") {
+            open = match open {
+                None => Some((index + 1, info.split(',').next() == Some("rust"))),
+                Some(_) => None,
             };
+            reported = false;
             continue;
         }
-        if let Some(start) = block_start {
-            if !trimmed.is_empty()
-                && !trimmed.starts_with("{{#include")
-                && !trimmed.starts_with("{{#rustdoc_include")
-            {
-                problems.push(format!(
-                    "{}:{start}: Rust pasted into the book; include it by anchor",
-                    chapter.display()
-                ));
-                block_start = None;
-            }
+        let Some((start, true)) = open else {
+            continue;
+        };
+        let included =
+            trimmed.starts_with("{{#include") || trimmed.starts_with("{{#rustdoc_include");
+        if !trimmed.is_empty() && !included && !reported {
+            problems.push(format!(
+                "{}:{start}: Rust pasted into the book; include it by anchor",
+                chapter.display()
+            ));
+            reported = true;
         }
     }
     problems
@@ -210,4 +213,58 @@ fn html_files(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     files_with_extension(dir, "html", &mut found);
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chapter_with(file: &str, source: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("xtask-book-{}-{file}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join(file), source).unwrap_or_else(|e| panic!("{e}"));
+        (dir.join("chapter.md"), dir)
+    }
+
+    #[test]
+    fn includes_must_name_a_file_and_an_anchor_it_has() {
+        let (chapter, dir) = chapter_with(
+            "lib.rs",
+            "// ANCHOR: main\nfn main() {}\n// ANCHOR_END: main\n",
+        );
+        let problems = |text: &str| check_includes(&chapter, text);
+        assert!(problems("{{#include lib.rs:main}}").is_empty());
+        assert!(problems("{{#include lib.rs}}").is_empty(), "a whole file");
+        assert_eq!(problems("{{#include lib.rs:other}}").len(), 1);
+        assert_eq!(problems("{{#include lib.rs:2:3}}").len(), 1, "a line range");
+        assert_eq!(problems("{{#include missing.rs:main}}").len(), 1);
+        assert_eq!(
+            problems("a {{#include lib.rs:main}} and {{#include lib.rs:x}}").len(),
+            1
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn rust_blocks_may_only_include() {
+        let chapter = Path::new("chapter.md");
+        let found = |text: &str| check_no_pasted_rust(chapter, text).len();
+        assert_eq!(found("```rust\n{{#include a.rs:x}}\n```\n"), 0);
+        assert_eq!(
+            found("```rust\nfn main() {}\nlet x = 1;\n```\n"),
+            1,
+            "one per block"
+        );
+        assert_eq!(found("```rust,ignore\nfn main() {}\n```\n"), 1);
+        assert_eq!(
+            found("```toml\n[package]\n```\n```rust\n{{#include a.rs:x}}\n```\n"),
+            0
+        );
+        assert_eq!(
+            found("```text\nfn main() {}\n```\n```rust\nfn x() {}\n```\n"),
+            1
+        );
+        assert_eq!(found("```rusty\nnot rust\n```\n"), 0);
+    }
 }

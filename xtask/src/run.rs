@@ -46,19 +46,11 @@ pub fn cargo_command(args: &[&str], dir: Option<&Path>) -> Command {
     command
 }
 
-/// `cargo run` of one of the harness's binaries (`bench`, `compat`); its own
-/// arguments follow.
-pub fn harness_binary(name: &str) -> Command {
+/// `cargo run` of one of the workspace's programs (`bench`, `compat`); its
+/// own arguments follow.
+pub fn workspace_program(package: &str) -> Command {
     cargo_command(
-        &[
-            "run",
-            "--quiet",
-            "--package",
-            "harness",
-            "--bin",
-            name,
-            "--",
-        ],
+        &["run", "--quiet", "--locked", "--package", package, "--"],
         None,
     )
 }
@@ -82,9 +74,9 @@ pub fn cargo_test_totals(mut command: Command) -> Result<(u64, u64)> {
             .map_while(std::io::Result::ok)
         {
             println!("{line}");
-            if let Some(result) = line.strip_prefix("test result: ") {
-                passed += count_before(result, " passed");
-                failed += count_before(result, " failed");
+            if let Some((p, f)) = test_result(&line) {
+                passed += p;
+                failed += f;
             }
         }
     }
@@ -93,6 +85,15 @@ pub fn cargo_test_totals(mut command: Command) -> Result<(u64, u64)> {
         return Err(format!("{command:?} failed ({status})"));
     }
     Ok((passed, failed))
+}
+
+/// (passed, failed) from a `test result: ok. 4 passed; 0 failed; ...` line.
+fn test_result(line: &str) -> Option<(u64, u64)> {
+    let result = line.strip_prefix("test result: ")?;
+    Some((
+        count_before(result, " passed"),
+        count_before(result, " failed"),
+    ))
 }
 
 /// In `ok. 4 passed; 0 failed; ...`, the number before `label`.
@@ -108,15 +109,38 @@ fn count_before(text: &str, label: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The working tree's changes to tracked files, as `git diff` prints them
-/// (empty outside a git checkout).
-pub fn tracked_changes() -> Result<String> {
+/// The working tree's state as `git status --porcelain
+/// --untracked-files=all` prints it: every changed, added, deleted or new
+/// file that is not ignored. `None` outside a git checkout, where no such
+/// check can be made.
+pub fn tree_state() -> Result<Option<String>> {
     if !root().join(".git").exists() {
-        return Ok(String::new());
+        return Ok(None);
     }
     let mut command = Command::new("git");
     command
-        .args(["diff", "HEAD", "--binary"])
+        .args(["status", "--porcelain", "--untracked-files=all"])
         .current_dir(root());
-    output(command)
+    output(command).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_result_lines_are_added_up() {
+        assert_eq!(
+            test_result("test result: ok. 4 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s"),
+            Some((4, 0))
+        );
+        assert_eq!(
+            test_result(
+                "test result: FAILED. 6 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out"
+            ),
+            Some((6, 1))
+        );
+        assert_eq!(test_result("running 7 tests"), None);
+        assert_eq!(test_result("test something ... ok"), None);
+    }
 }

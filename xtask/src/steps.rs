@@ -38,6 +38,8 @@ fn check_rust(step: &Step) -> Result {
     let clippy = [
         "clippy",
         "--quiet",
+        "--locked",
+        "--all-targets",
         "--release",
         "--target",
         WASM_TARGET,
@@ -49,7 +51,7 @@ fn check_rust(step: &Step) -> Result {
     run::cargo(&["fmt", "--check"], Some(&step.dir))?;
     // The unit tests run on the host: they cover the pure logic, the live
     // tests cover the host calls.
-    run::cargo(&["test", "--quiet"], Some(&step.dir))
+    run::cargo(&["test", "--quiet", "--locked"], Some(&step.dir))
 }
 
 fn check_go(step: &Step) -> Result {

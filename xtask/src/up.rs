@@ -90,11 +90,10 @@ fn start_rate_limit_services(step: &Step, stop: &AtomicBool) -> Result<Vec<Runni
         "starting Redis on 127.0.0.1:{} (in memory only)",
         ports::REDIS
     ));
-    let redis = Command::new(project::rate_limit::redis_binary()?)
-        .args(["--port", &ports::REDIS.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .spawn()
-        .map_err(|e| format!("cannot start Redis: {e}"))?;
+    let redis =
+        project::rate_limit::redis_command(&project::rate_limit::redis_binary()?, ports::REDIS)
+            .spawn()
+            .map_err(|e| format!("cannot start Redis: {e}"))?;
     let mut redis = Running(redis);
     wait_until("Redis", &mut redis, stop, || {
         std::net::TcpStream::connect(("127.0.0.1", ports::REDIS)).is_ok()
@@ -116,22 +115,34 @@ fn start_rate_limit_services(step: &Step, stop: &AtomicBool) -> Result<Vec<Runni
     Ok(vec![service, redis])
 }
 
-/// Polls `ready` every 50 ms for up to 20 s, failing if the process exits.
+/// Waits up to 20 s for `ready` (`project::wait`), failing if the process
+/// exits or Ctrl-C is pressed first.
 fn wait_until(
     name: &str,
     process: &mut Running,
     stop: &AtomicBool,
     ready: impl Fn() -> bool,
 ) -> Result {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        if let Ok(Some(status)) = process.0.try_wait() {
-            return Err(format!("{name} exited ({status}); see its output above"));
+    let waited = project::wait::for_process(
+        Duration::from_secs(20),
+        || {
+            if stop.load(Ordering::SeqCst) {
+                return Some("stopped by Ctrl-C".into());
+            }
+            process
+                .0
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|status| status.to_string())
+        },
+        ready,
+    );
+    match waited {
+        project::wait::Ready::Yes => Ok(()),
+        project::wait::Ready::Exited(status) => {
+            Err(format!("{name} exited ({status}); see its output above"))
         }
-        if stop.load(Ordering::SeqCst) || Instant::now() > deadline {
-            return Err(format!("{name} did not get ready"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+        project::wait::Ready::TimedOut => Err(format!("{name} did not get ready within 20 s")),
     }
-    Ok(())
 }

@@ -108,9 +108,11 @@ impl AuthFilter {
                 );
                 Action::Pause
             }
-            // Fail open: the key is valid, and an outage of the counter
-            // should not become an outage of the API. Logged at error level
-            // so it is seen; the chapter explains the trade-off.
+            // Fail open: the key is valid, and a counter that cannot be
+            // used (another plugin with this vm_id wrote over it, or the
+            // workers fought over it 64 times in a row) should not become
+            // an outage of the API. Logged at error level so it is seen;
+            // the chapter explains the trade-off.
             Outcome::Unavailable(reason) => {
                 log::error!("rate limiter unavailable ({reason}); request allowed uncounted");
                 self.set_http_request_header(AUTH_STATUS_HEADER, Some("valid"));

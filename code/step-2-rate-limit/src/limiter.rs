@@ -39,6 +39,9 @@ impl Counter {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Option<Counter> {
+        if bytes.len() != 16 {
+            return None;
+        }
         let window = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
         let count = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
         Some(Counter { window, count })
@@ -68,7 +71,8 @@ pub enum Outcome {
     Allowed { remaining: u64, reset: u64 },
     /// Over the limit until the window ends in `retry_after` seconds.
     Limited { retry_after: u64 },
-    /// The shared data could not be read or written.
+    /// The shared data held no usable counter, or compare-and-swap lost
+    /// too many times in a row.
     Unavailable(String),
 }
 
@@ -125,23 +129,39 @@ pub fn take(api_key: &str, limit: RateLimit) -> Outcome {
     let key = shared_key(api_key);
 
     for _ in 0..MAX_ATTEMPTS {
+        // Envoy answers a read with the entry or NotFound (`None`); the
+        // SDK's `get_shared_data` panics on any other status, so its `Err`
+        // arm never runs with Envoy.
         let (bytes, cas) = match hostcalls::get_shared_data(&key) {
             Ok(entry) => entry,
             Err(status) => return Outcome::Unavailable(format!("read: {status:?}")),
         };
-        let Some(stored) = bytes.as_deref().and_then(Counter::from_bytes) else {
+        let stored = match bytes.as_deref().map(Counter::from_bytes) {
+            Some(Some(stored)) => stored,
             // Only possible for a key added by a configuration update while
             // traffic flows: create it, then count as usual.
-            if let Err(error) = ensure_counter(api_key) {
-                return Outcome::Unavailable(format!("create: {error:?}"));
+            None => {
+                if let Err(error) = ensure_counter(api_key) {
+                    return Outcome::Unavailable(format!("create: {error:?}"));
+                }
+                continue;
             }
-            continue;
+            // Something else wrote this entry (a plugin with the same
+            // vm_id): not a counter this plugin can trust or repair.
+            Some(None) => {
+                return Outcome::Unavailable(format!(
+                    "the entry `{key}` is not a counter ({} bytes)",
+                    bytes.as_deref().map_or(0, <[u8]>::len)
+                ))
+            }
         };
         let Some(next) = next_count(stored, window, limit.requests) else {
             return Outcome::Limited {
                 retry_after: seconds_left,
             };
         };
+        // Ok, or CasMismatch when another worker wrote first; the SDK
+        // panics on any other status (Envoy gives none).
         match hostcalls::set_shared_data(&key, Some(&next.to_bytes()), cas) {
             Ok(()) => {
                 return Outcome::Allowed {
@@ -198,6 +218,7 @@ mod tests {
         };
         assert_eq!(Counter::from_bytes(&counter.to_bytes()), Some(counter));
         assert_eq!(Counter::from_bytes(b"short"), None);
+        assert_eq!(Counter::from_bytes(&[0; 17]), None, "too long");
     }
 }
 // ANCHOR_END: all

@@ -1,11 +1,22 @@
 //! The auth service's answers, cached in Envoy's shared data: one cache for
 //! all of Envoy's workers, with a time-to-live per answer and a fixed
 //! number of slots, because Envoy never removes shared data
-//! (envoyproxy/envoy#28339): an entry written once stays for the life of
-//! the process.
+//! (envoyproxy/envoy#28339): an entry written once stays until the last VM
+//! of its `vm_id` is gone.
+//!
+//! Shared data is not private to this plugin: every plugin configured with
+//! the same `vm_id` reads and writes the same entries. So an entry names
+//! its key by an HMAC with a secret from this plugin's configuration (a
+//! plain digest of a guessable key could be matched by hashing candidates,
+//! and forged), and an entry is believed for no longer than this plugin
+//! would have cached it, whatever expiry it claims.
 
+use hmac::{Hmac, Mac};
 use proxy_wasm::hostcalls;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+
+/// The keyed digest, keyed once in `on_configure` and cloned per request.
+pub type KeyedDigest = Hmac<Sha256>;
 
 // ANCHOR: answer
 /// A cached answer: the auth service's yes or no. Failures are never
@@ -19,8 +30,8 @@ pub enum Answer {
 
 // ANCHOR: slot
 /// Where one API key's answer lives. The key itself is never stored, only
-/// its SHA-256: shared data can be read by every plugin in the same
-/// `vm_id`, and a digest of a key is no use to them.
+/// its HMAC: without the secret, an entry cannot be traced back to a key,
+/// nor written for one.
 pub struct Slot {
     /// `auth-cache.<n>`: one of `slots` names, chosen by the digest, so
     /// the cache never holds more than `slots` entries.
@@ -29,8 +40,10 @@ pub struct Slot {
 }
 
 impl Slot {
-    pub fn for_key(api_key: &str, slots: u32) -> Slot {
-        let digest: [u8; 32] = Sha256::digest(api_key.as_bytes()).into();
+    pub fn for_key(keyed: &KeyedDigest, api_key: &str, slots: u32) -> Slot {
+        let mut mac = keyed.clone();
+        mac.update(api_key.as_bytes());
+        let digest: [u8; 32] = mac.finalize().into_bytes().into();
         let number = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % slots;
         Slot {
             name: format!("auth-cache.{number}"),
@@ -54,27 +67,36 @@ fn encode(slot: &Slot, answer: Answer, expires_ms: u64) -> [u8; ENTRY_BYTES] {
 }
 
 /// The answer in `entry` if it is this key's (another key may have taken
-/// the slot) and has not expired.
-fn decode(slot: &Slot, entry: &[u8], now_ms: u64) -> Option<Answer> {
+/// the slot) and has not expired. `longest_ms` is the longest this plugin
+/// caches that answer: an entry that claims to live longer was not
+/// written by it (or by it with a clock far ahead) and is not believed.
+fn decode(
+    slot: &Slot,
+    entry: &[u8],
+    now_ms: u64,
+    longest_ms: impl Fn(Answer) -> u64,
+) -> Option<Answer> {
     if entry.len() != ENTRY_BYTES || entry[..32] != slot.digest {
         return None;
     }
+    let answer = match entry[32] {
+        1 => Answer::Valid,
+        0 => Answer::Invalid,
+        _ => return None,
+    };
     let expires_ms = u64::from_be_bytes(entry[33..].try_into().ok()?);
-    if now_ms >= expires_ms {
-        return None;
-    }
-    Some(if entry[32] == 1 {
-        Answer::Valid
-    } else {
-        Answer::Invalid
-    })
+    let fresh = now_ms < expires_ms && expires_ms <= now_ms.saturating_add(longest_ms(answer));
+    fresh.then_some(answer)
 }
 // ANCHOR_END: entry
 
 // ANCHOR: lookup
-pub fn lookup(slot: &Slot, now_ms: u64) -> Option<Answer> {
+/// The fresh answer in the key's slot, if there is one. Envoy answers a
+/// read with the entry or NotFound (`None` here); the SDK's
+/// `get_shared_data` panics on any other status, which Envoy never gives.
+pub fn lookup(slot: &Slot, now_ms: u64, longest_ms: impl Fn(Answer) -> u64) -> Option<Answer> {
     match hostcalls::get_shared_data(&slot.name) {
-        Ok((Some(entry), _)) => decode(slot, &entry, now_ms),
+        Ok((Some(entry), _)) => decode(slot, &entry, now_ms, longest_ms),
         _ => None,
     }
 }
@@ -94,24 +116,73 @@ pub fn store(slot: &Slot, answer: Answer, expires_ms: u64) {
 mod tests {
     use super::*;
 
+    fn keyed(secret: &[u8]) -> KeyedDigest {
+        match KeyedDigest::new_from_slice(secret) {
+            Ok(mac) => mac,
+            Err(_) => panic!("HMAC refused a key"),
+        }
+    }
+
+    /// Cached for 1,000 ms at most, yes or no.
+    fn second(_: Answer) -> u64 {
+        1000
+    }
+
     #[test]
     fn an_entry_answers_only_for_its_own_key_and_only_until_it_expires() {
-        let slot = Slot::for_key("key-abc123", 1);
+        let secret = keyed(b"cache-secret-0123456789");
+        let slot = Slot::for_key(&secret, "key-abc123", 1);
         let entry = encode(&slot, Answer::Valid, 100);
-        assert_eq!(decode(&slot, &entry, 99), Some(Answer::Valid));
-        assert_eq!(decode(&slot, &entry, 100), None, "expired");
-        let other = Slot::for_key("key-def456", 1);
+        assert_eq!(decode(&slot, &entry, 99, second), Some(Answer::Valid));
+        assert_eq!(decode(&slot, &entry, 100, second), None, "expired");
+        let other = Slot::for_key(&secret, "key-def456", 1);
         assert_eq!(other.name, slot.name, "one slot: the same name");
-        assert_eq!(decode(&other, &entry, 0), None, "another key's entry");
+        assert_eq!(
+            decode(&other, &entry, 0, second),
+            None,
+            "another key's entry"
+        );
         let no = encode(&slot, Answer::Invalid, 100);
-        assert_eq!(decode(&slot, &no, 0), Some(Answer::Invalid));
-        assert_eq!(decode(&slot, &no[..40], 0), None, "truncated");
+        assert_eq!(decode(&slot, &no, 0, second), Some(Answer::Invalid));
+        assert_eq!(decode(&slot, &no[..40], 0, second), None, "truncated");
+    }
+
+    #[test]
+    fn an_entry_that_claims_to_live_longer_than_the_plugin_caches_is_not_believed() {
+        let slot = Slot::for_key(&keyed(b"cache-secret-0123456789"), "key-abc123", 1);
+        let forever = encode(&slot, Answer::Valid, u64::MAX);
+        assert_eq!(decode(&slot, &forever, 5_000, second), None);
+        let just_right = encode(&slot, Answer::Valid, 6_000);
+        assert_eq!(
+            decode(&slot, &just_right, 5_000, second),
+            Some(Answer::Valid)
+        );
+        let mut odd = just_right;
+        odd[32] = 7;
+        assert_eq!(
+            decode(&slot, &odd, 5_000, second),
+            None,
+            "neither yes nor no"
+        );
+    }
+
+    #[test]
+    fn without_the_secret_a_key_has_another_digest() {
+        let slot = Slot::for_key(&keyed(b"cache-secret-0123456789"), "key-abc123", 1);
+        let other = Slot::for_key(&keyed(b"another-secret-98765432"), "key-abc123", 1);
+        assert_ne!(slot.digest, other.digest);
+        let plain: [u8; 32] = {
+            use sha2::Digest;
+            Sha256::digest(b"key-abc123").into()
+        };
+        assert_ne!(slot.digest, plain, "not the key's plain SHA-256");
     }
 
     #[test]
     fn keys_spread_over_the_slots() {
+        let secret = keyed(b"cache-secret-0123456789");
         let names: std::collections::HashSet<String> = (0..1000)
-            .map(|i| Slot::for_key(&format!("key-{i}"), 16).name)
+            .map(|i| Slot::for_key(&secret, &format!("key-{i}"), 16).name)
             .collect();
         assert_eq!(names.len(), 16);
         assert!(names.iter().all(|n| n.starts_with("auth-cache.")));

@@ -1,6 +1,8 @@
 //! The plugin configuration: parsed and checked once, in `on_configure`.
 
-use serde::Deserialize;
+use crate::cache::{Answer, KeyedDigest};
+use hmac::Mac;
+use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::time::Duration;
 
@@ -28,6 +30,10 @@ struct RawConfig {
     /// The most answers the cache holds (see `cache.rs`).
     #[serde(default = "default_cache_slots")]
     cache_slots: u32,
+    /// The HMAC key that names an API key in the cache; needed when answers
+    /// are cached.
+    #[serde(default, deserialize_with = "secret")]
+    cache_secret: Option<String>,
 }
 
 fn default_auth_path() -> String {
@@ -61,6 +67,11 @@ fn default_cache_slots() -> u32 {
 
 pub const MAX_CACHE_SECONDS: u64 = 3600;
 pub const MAX_CACHE_SLOTS: u32 = 1_000_000;
+
+/// Long enough that the secret cannot be guessed: 16 bytes of a random
+/// string (RFC 2104 recommends at least the hash length, 32, for a random
+/// key; 16 is the floor this plugin accepts).
+pub const MIN_CACHE_SECRET_BYTES: usize = 16;
 // ANCHOR_END: cache_defaults
 
 /// The checked configuration every request of this VM reads.
@@ -75,16 +86,22 @@ pub struct AuthConfig {
     pub cache: CacheSettings,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct CacheSettings {
     pub valid_seconds: u64,
     pub invalid_seconds: u64,
     pub slots: u32,
+    /// Keyed with `cache_secret`; `None` when nothing is cached.
+    pub keyed_digest: Option<KeyedDigest>,
 }
 
 impl CacheSettings {
-    pub fn enabled(&self) -> bool {
-        self.valid_seconds > 0 || self.invalid_seconds > 0
+    /// How long this answer is cached (0: not at all).
+    pub fn seconds_for(&self, answer: Answer) -> u64 {
+        match answer {
+            Answer::Valid => self.valid_seconds,
+            Answer::Invalid => self.invalid_seconds,
+        }
     }
 }
 
@@ -100,6 +117,7 @@ pub enum ConfigError {
     BadTimeout,
     BadCacheSeconds,
     BadCacheSlots,
+    ShortCacheSecret,
 }
 
 impl fmt::Display for ConfigError {
@@ -123,6 +141,11 @@ impl fmt::Display for ConfigError {
             ConfigError::BadCacheSlots => {
                 write!(f, "`cache_slots` must be between 1 and {MAX_CACHE_SLOTS}")
             }
+            ConfigError::ShortCacheSecret => write!(
+                f,
+                "answers are cached, so `cache_secret` must be set, at least \
+                 {MIN_CACHE_SECRET_BYTES} bytes"
+            ),
         }
     }
 }
@@ -165,6 +188,17 @@ impl AuthConfig {
         if !(1..=MAX_CACHE_SLOTS).contains(&raw.cache_slots) {
             return Err(ConfigError::BadCacheSlots);
         }
+        let caches = raw.cache_valid_seconds > 0 || raw.cache_invalid_seconds > 0;
+        let keyed_digest = match (caches, raw.cache_secret) {
+            (false, _) => None,
+            (true, Some(secret)) if secret.len() >= MIN_CACHE_SECRET_BYTES => Some(
+                // HMAC takes keys of any length, so this never fails; were
+                // it to, the configuration is refused, never a request.
+                KeyedDigest::new_from_slice(secret.as_bytes())
+                    .map_err(|_| ConfigError::ShortCacheSecret)?,
+            ),
+            (true, _) => return Err(ConfigError::ShortCacheSecret),
+        };
 
         Ok(AuthConfig {
             header_name,
@@ -176,9 +210,18 @@ impl AuthConfig {
                 valid_seconds: raw.cache_valid_seconds,
                 invalid_seconds: raw.cache_invalid_seconds,
                 slots: raw.cache_slots,
+                keyed_digest,
             },
         })
     }
+}
+
+/// serde's type errors quote the value, which here is a secret: replace
+/// them with a message that quotes nothing.
+fn secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    serde_json::from_value(value)
+        .map_err(|_| serde::de::Error::custom("`cache_secret` must be a string"))
 }
 
 #[cfg(test)]
@@ -191,21 +234,42 @@ mod tests {
 
     #[test]
     fn accepts_a_good_config_with_defaults() {
-        let json = r#"{"header_name":"X-API-Key","auth_cluster":"auth","auth_authority":"auth"}"#;
+        let json = r#"{"header_name":"X-API-Key","auth_cluster":"auth","auth_authority":"auth",
+            "cache_secret":"cache-secret-0123456789"}"#;
         let Ok(config) = parse(json) else {
             panic!("a good configuration was refused");
         };
         assert_eq!(config.header_name, "x-api-key");
         assert_eq!(config.auth_path, "/validate");
         assert_eq!(config.timeout, Duration::from_millis(500));
+        let cache = &config.cache;
         assert_eq!(
-            config.cache,
-            CacheSettings {
-                valid_seconds: 30,
-                invalid_seconds: 5,
-                slots: 10_000
-            }
+            (cache.valid_seconds, cache.invalid_seconds, cache.slots),
+            (30, 5, 10_000)
         );
+        assert!(cache.keyed_digest.is_some());
+    }
+
+    #[test]
+    fn a_cache_needs_a_secret_and_no_cache_needs_none() {
+        let base = r#""header_name":"x","auth_cluster":"a","auth_authority":"a""#;
+        let short = format!(r#"{{{base},"cache_secret":"short"}}"#);
+        let missing = format!("{{{base}}}");
+        for json in [short, missing] {
+            assert_eq!(
+                parse(&json).err(),
+                Some(ConfigError::ShortCacheSecret),
+                "{json}"
+            );
+        }
+        let off = format!(r#"{{{base},"cache_valid_seconds":0,"cache_invalid_seconds":0}}"#);
+        assert!(parse(&off).is_ok_and(|config| config.cache.keyed_digest.is_none()));
+        let typed = format!(r#"{{{base},"cache_secret":["secret-key"]}}"#);
+        let message = parse(&typed)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!message.contains("secret-key"), "{message}");
     }
 
     #[test]

@@ -5,9 +5,8 @@
 use crate::cache::{self, Answer, Slot};
 use crate::config::AuthConfig;
 use crate::metrics::{Metrics, Outcome};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, BufferType, Bytes, MapType};
+use proxy_wasm::types::{Action, Bytes};
 use serde::Deserialize;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,8 +16,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// upstreams can trust it.
 const AUTH_STATUS_HEADER: &str = "x-auth-status";
 
-/// The most of the auth service's answer the plugin reads: `{"valid":true}`
-/// needs 14 bytes, and a service sending megabytes is not answering this.
+/// The longest answer the plugin reads: `{"valid":true}` needs 14 bytes. A
+/// longer answer is not one the plugin understands, so it is refused whole:
+/// parsing only its first bytes would accept `{"valid":true}` followed by
+/// anything at all.
 const MAX_ANSWER_BYTES: usize = 4096;
 
 /// What the plugin decided about one request, kept for the access log line.
@@ -108,20 +109,17 @@ struct ValidateResponse {
     valid: bool,
 }
 
-fn interpret(status: Option<&[u8]>, body: Option<&[u8]>) -> AuthAnswer {
-    let body = body.unwrap_or_default();
+fn interpret(status: &[u8], body: &[u8]) -> AuthAnswer {
     match status {
-        // Only a call whose stream was reset comes back without headers.
-        None => AuthAnswer::Unavailable("the call was reset: no response headers".into()),
-        Some(b"200") => match serde_json::from_slice::<ValidateResponse>(body) {
+        b"200" => match serde_json::from_slice::<ValidateResponse>(body) {
             Ok(ValidateResponse { valid: true }) => AuthAnswer::Valid,
             Ok(ValidateResponse { valid: false }) => AuthAnswer::Invalid,
             Err(_) => {
                 AuthAnswer::Unavailable("200 with a body that is not {\"valid\": bool}".into())
             }
         },
-        Some(b"401") | Some(b"403") => AuthAnswer::Invalid,
-        Some(other) => AuthAnswer::Unavailable(match envoy_reason(other, body) {
+        b"401" | b"403" => AuthAnswer::Invalid,
+        other => AuthAnswer::Unavailable(match envoy_reason(other, body) {
             Some(reason) => reason,
             None => format!(
                 "the auth service answered status {}",
@@ -230,11 +228,13 @@ impl AuthFilter {
     /// The cached answer for this key, if there is a fresh one; otherwise
     /// a call to the auth service, whose answer `remember` caches.
     fn check_key(&mut self, config: &AuthConfig, key: &str) -> Action {
-        if !config.cache.enabled() {
+        let Some(keyed_digest) = &config.cache.keyed_digest else {
             return self.ask_auth_service(config, key);
-        }
-        let slot = Slot::for_key(key, config.cache.slots);
-        let cached = cache::lookup(&slot, self.now_ms());
+        };
+        let slot = Slot::for_key(keyed_digest, key, config.cache.slots);
+        let cached = cache::lookup(&slot, self.now_ms(), |answer| {
+            config.cache.seconds_for(answer) * 1000
+        });
         if let Some(metrics) = self.metrics {
             metrics.count_cache(cached.is_some());
         }
@@ -257,10 +257,7 @@ impl AuthFilter {
         let (Some(slot), Some(config)) = (self.slot.take(), self.config.as_ref()) else {
             return;
         };
-        let seconds = match answer {
-            Answer::Valid => config.cache.valid_seconds,
-            Answer::Invalid => config.cache.invalid_seconds,
-        };
+        let seconds = config.cache.seconds_for(answer);
         if seconds > 0 {
             cache::store(&slot, answer, self.now_ms() + seconds * 1000);
         }
@@ -268,12 +265,39 @@ impl AuthFilter {
 }
 // ANCHOR_END: cached
 
+// ANCHOR: read_answer
+impl AuthFilter {
+    /// The call's answer, read without a call that can panic. The SDK's
+    /// `hostcalls` functions panic on any status but Ok and NotFound, and a
+    /// call whose stream was reset comes back with no headers at all: Envoy
+    /// then answers BadArgument to a read of `:status`. So the plugin reads
+    /// nothing from a call without headers, and nothing longer than it
+    /// would believe.
+    fn read_answer(&self, num_headers: usize, body_size: usize) -> AuthAnswer {
+        if num_headers == 0 {
+            return AuthAnswer::Unavailable("the call was reset: no response headers".into());
+        }
+        if body_size > MAX_ANSWER_BYTES {
+            return AuthAnswer::Unavailable(format!(
+                "an answer of {body_size} bytes, longer than the {MAX_ANSWER_BYTES} the plugin reads"
+            ));
+        }
+        let status = self.get_http_call_response_header_bytes(":status");
+        let body = self.get_http_call_response_body(0, body_size);
+        match status {
+            Some(status) => interpret(&status, body.as_deref().unwrap_or_default()),
+            None => AuthAnswer::Unavailable("an answer without a status".into()),
+        }
+    }
+}
+// ANCHOR_END: read_answer
+
 // ANCHOR: on_http_call_response
 impl Context for AuthFilter {
     fn on_http_call_response(
         &mut self,
         token_id: u32,
-        _num_headers: usize,
+        num_headers: usize,
         body_size: usize,
         _num_trailers: usize,
     ) {
@@ -288,19 +312,8 @@ impl Context for AuthFilter {
                 .unwrap_or_default();
             metrics.record_auth_call(waited.as_millis() as u64);
         }
-        // The hostcalls functions return errors instead of panicking.
-        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten();
-        let body = hostcalls::get_buffer(
-            BufferType::HttpCallResponseBody,
-            0,
-            body_size.min(MAX_ANSWER_BYTES),
-        )
-        .ok()
-        .flatten();
-
-        match interpret(status.as_deref(), body.as_deref()) {
+        let answer = self.read_answer(num_headers, body_size);
+        match answer {
             AuthAnswer::Valid => {
                 self.remember(Answer::Valid);
                 self.allow();
@@ -405,22 +418,22 @@ mod tests {
 
     #[test]
     fn only_a_clear_yes_is_valid() {
-        let yes = Some(&br#"{"valid": true}"#[..]);
-        assert_eq!(interpret(Some(b"200"), yes), AuthAnswer::Valid);
+        let yes = &br#"{"valid": true}"#[..];
+        assert_eq!(interpret(b"200", yes), AuthAnswer::Valid);
         assert_eq!(
-            interpret(Some(b"200"), Some(br#"{"valid": false}"#)),
+            interpret(b"200", br#"{"valid": false}"#),
             AuthAnswer::Invalid
         );
-        assert_eq!(interpret(Some(b"403"), None), AuthAnswer::Invalid);
-        assert_eq!(interpret(Some(b"401"), yes), AuthAnswer::Invalid);
+        assert_eq!(interpret(b"403", b""), AuthAnswer::Invalid);
+        assert_eq!(interpret(b"401", yes), AuthAnswer::Invalid);
         for (status, body) in [
-            (None, yes),
-            (Some(&b"500"[..]), yes),
-            (Some(&b"503"[..]), None),
-            (Some(&b"200"[..]), Some(&b"valid"[..])),
-            (Some(&b"200"[..]), Some(&br#"{"valid": "true"}"#[..])),
-            (Some(&b"200"[..]), None),
-            (Some(&b"302"[..]), yes),
+            (&b"500"[..], yes),
+            (b"503", b""),
+            (b"200", b"valid"),
+            (b"200", br#"{"valid": "true"}"#),
+            (b"200", br#"{"valid": true} {"valid": false}"#),
+            (b"200", b""),
+            (b"302", yes),
         ] {
             assert!(
                 matches!(interpret(status, body), AuthAnswer::Unavailable(_)),
@@ -444,7 +457,7 @@ mod tests {
 
     #[test]
     fn envoys_own_answers_are_named_and_a_services_body_is_never_quoted() {
-        let reason = |status: &[u8], body: &[u8]| match interpret(Some(status), Some(body)) {
+        let reason = |status: &[u8], body: &[u8]| match interpret(status, body) {
             AuthAnswer::Unavailable(reason) => reason,
             other => panic!("{other:?}"),
         };

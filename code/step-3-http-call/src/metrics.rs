@@ -32,8 +32,10 @@ pub enum Outcome {
 }
 
 impl Metrics {
-    /// Defines the metrics (in `on_configure`). A metric Envoy refuses is
-    /// left out and logged: the plugin checks keys without it.
+    /// Defines the metrics (in `on_configure`). The SDK's `define_metric`
+    /// panics on any status but Ok, so its `Err` arm never runs: Envoy
+    /// answers Ok for every counter and histogram name (BadArgument only for
+    /// a metric type it does not know, which the SDK's enum cannot send).
     pub fn define() -> Metrics {
         let define = |kind, name: &str| match hostcalls::define_metric(kind, name) {
             Ok(id) => Some(id),

@@ -24,7 +24,7 @@ impl Context for RedactRoot {}
 
 impl RootContext for RedactRoot {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(RedactBody))
+        Some(Box::new(RedactBody { body_size: 0 }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -32,9 +32,33 @@ impl RootContext for RedactRoot {
     }
 }
 
-struct RedactBody;
+struct RedactBody {
+    /// The bytes Envoy has buffered so far, for a body that ends with
+    /// trailers: its last body callback does not say `end_of_stream`.
+    body_size: usize,
+}
 
 impl Context for RedactBody {}
+
+impl RedactBody {
+    /// Rewrites the whole buffered body, once it is complete.
+    fn redact(&mut self) -> Action {
+        let body_size = self.body_size;
+        let Some(body) = self.get_http_request_body(0, body_size) else {
+            return Action::Continue;
+        };
+        let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_slice(&body) else {
+            // Not a JSON object: nothing to redact, pass it on unchanged.
+            return Action::Continue;
+        };
+        if fields.remove(REDACTED_FIELD).is_some() {
+            let redacted = serde_json::Value::Object(fields).to_string();
+            // Replace all `body_size` bytes Envoy holds with the new body.
+            self.set_http_request_body(0, body_size, redacted.as_bytes());
+        }
+        Action::Continue
+    }
+}
 
 // ANCHOR: redact
 impl HttpContext for RedactBody {
@@ -51,6 +75,7 @@ impl HttpContext for RedactBody {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.body_size = body_size;
         if body_size > MAX_BODY_BYTES {
             self.send_http_response(413, vec![], Some(b"body too large\n"));
             return Action::Pause;
@@ -59,19 +84,18 @@ impl HttpContext for RedactBody {
             // Keep buffering: the body can only be rewritten whole.
             return Action::Pause;
         }
-        let Some(body) = self.get_http_request_body(0, body_size) else {
-            return Action::Continue;
-        };
-        let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_slice(&body) else {
-            // Not a JSON object: nothing to redact, pass it on unchanged.
-            return Action::Continue;
-        };
-        if fields.remove(REDACTED_FIELD).is_some() {
-            let redacted = serde_json::Value::Object(fields).to_string();
-            // Replace all `body_size` bytes Envoy holds with the new body.
-            self.set_http_request_body(0, body_size, redacted.as_bytes());
+        self.redact()
+    }
+
+    /// A body followed by trailers (HTTP/2, or chunked HTTP/1.1) is
+    /// complete here, not in a body callback with `end_of_stream`. Without
+    /// this callback, such a body would go on unredacted.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.body_size > MAX_BODY_BYTES {
+            // Already answered with 413.
+            return Action::Pause;
         }
-        Action::Continue
+        self.redact()
     }
 }
 // ANCHOR_END: redact

@@ -75,6 +75,9 @@ pub enum ConfigError {
     ShortSecret {
         position: usize,
     },
+    UnusableSecret {
+        position: usize,
+    },
     RepeatedSecret {
         position: usize,
     },
@@ -105,6 +108,10 @@ impl fmt::Display for ConfigError {
             ConfigError::ShortSecret { position } => write!(
                 f,
                 "secret number {position} in `secrets` is shorter than {MIN_SECRET_BYTES} bytes"
+            ),
+            ConfigError::UnusableSecret { position } => write!(
+                f,
+                "secret number {position} in `secrets` is not a usable HMAC key"
             ),
             ConfigError::RepeatedSecret { position } => {
                 write!(
@@ -146,7 +153,9 @@ impl SignatureConfig {
             if raw.secrets[..index].contains(text) {
                 return Err(ConfigError::RepeatedSecret { position });
             }
-            secrets.push(Secret::new(text.as_bytes()));
+            secrets.push(
+                Secret::new(text.as_bytes()).ok_or(ConfigError::UnusableSecret { position })?,
+            );
         }
         if raw.max_body_bytes == 0 || raw.max_body_bytes > MAX_BODY_BYTES {
             return Err(ConfigError::BodyLimit);

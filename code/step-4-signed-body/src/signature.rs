@@ -14,14 +14,13 @@ type HmacSha256 = Hmac<Sha256>;
 pub struct Secret(HmacSha256);
 
 impl Secret {
-    pub fn new(key: &[u8]) -> Self {
-        // HMAC takes keys of any length (a long one is hashed first), so
-        // `new_from_slice` cannot fail here; `Hmac::new_from_slice` returns a
-        // Result only because other MACs have fixed key sizes.
-        match HmacSha256::new_from_slice(key) {
-            Ok(mac) => Secret(mac),
-            Err(_) => unreachable!("HMAC accepts keys of every length"),
-        }
+    /// Keyed once, when the configuration is read. HMAC takes keys of any
+    /// length (a long one is hashed first), so this never fails;
+    /// `new_from_slice` returns a `Result` only because other MACs have
+    /// fixed key sizes. Were it to fail, the configuration is refused,
+    /// never a request.
+    pub fn new(key: &[u8]) -> Option<Self> {
+        HmacSha256::new_from_slice(key).ok().map(Secret)
     }
 }
 // ANCHOR_END: secret
@@ -109,6 +108,10 @@ mod tests {
     const OLD: &[u8] = b"old-secret-old-secret-old-secret";
     const NEW: &[u8] = b"new-secret-new-secret-new-secret";
 
+    fn secret(key: &[u8]) -> Secret {
+        Secret::new(key).unwrap_or_else(|| panic!("HMAC refused a key"))
+    }
+
     fn sign(key: &[u8], message: &[u8]) -> [u8; 32] {
         let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
             panic!("key refused");
@@ -130,7 +133,7 @@ mod tests {
         let Some(signature) = parse_signature(header.as_bytes()) else {
             panic!("signature not parsed");
         };
-        let mut verifier = Verifier::start(&[Secret::new(b"Jefe")], None);
+        let mut verifier = Verifier::start(&[secret(b"Jefe")], None);
         verifier.update(b"what do ya want ");
         verifier.update(b"for nothing?");
         assert!(verifier.matches(&signature));
@@ -138,7 +141,7 @@ mod tests {
 
     #[test]
     fn any_configured_secret_verifies() {
-        let secrets = [Secret::new(OLD), Secret::new(NEW)];
+        let secrets = [secret(OLD), secret(NEW)];
         for key in [OLD, NEW] {
             let mut verifier = Verifier::start(&secrets, None);
             verifier.update(b"{}");
@@ -151,7 +154,7 @@ mod tests {
 
     #[test]
     fn the_timestamp_is_part_of_what_is_signed() {
-        let secrets = [Secret::new(NEW)];
+        let secrets = [secret(NEW)];
         let mut verifier = Verifier::start(&secrets, Some(b"1700000000"));
         verifier.update(b"{}");
         assert!(verifier.matches(&sign(NEW, b"1700000000.{}")));

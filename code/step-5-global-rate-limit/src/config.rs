@@ -1,5 +1,7 @@
 //! The plugin configuration: parsed and checked once, in `on_configure`.
 
+use crate::descriptor::DescriptorKey;
+use hmac::Mac;
 use serde::{Deserialize, Deserializer};
 use std::collections::HashSet;
 use std::fmt;
@@ -73,7 +75,7 @@ pub struct AuthConfig {
     pub header_name: String,
     pub valid_keys: HashSet<String>,
     pub descriptor_key: String,
-    pub descriptor_secret: Vec<u8>,
+    pub descriptor_secret: DescriptorKey,
     pub counter: Counter,
 }
 
@@ -172,11 +174,16 @@ impl AuthConfig {
             _ => return Err(ConfigError::NotOneCounter),
         };
 
+        // HMAC takes keys of any length, so this never fails; were it to,
+        // the configuration is refused, never a request.
+        let descriptor_secret = DescriptorKey::new_from_slice(limit.descriptor_secret.as_bytes())
+            .map_err(|_| ConfigError::ShortSecret)?;
+
         Ok(AuthConfig {
             header_name,
             valid_keys: raw.valid_keys.into_iter().collect(),
             descriptor_key: limit.descriptor_key,
-            descriptor_secret: limit.descriptor_secret.into_bytes(),
+            descriptor_secret,
             counter,
         })
     }

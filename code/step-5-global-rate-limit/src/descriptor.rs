@@ -13,18 +13,17 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+/// HMAC-SHA256 keyed with the descriptor secret: keyed once, when the
+/// configuration is read (a key HMAC refused would refuse the
+/// configuration, never a request), and cloned for each request.
+pub type DescriptorKey = Hmac<Sha256>;
+
 /// 16 bytes (32 hex digits) of the HMAC: far more than enough to keep the
 /// counters of different keys apart, and a short Redis key.
 const DESCRIPTOR_BYTES: usize = 16;
 
-pub fn key_descriptor(secret: &[u8], api_key: &[u8]) -> String {
-    // `new_from_slice` accepts keys of any length for HMAC; the error arm
-    // cannot happen, and returning an empty value would make the service
-    // refuse the request (entries must not be empty), never count it
-    // under someone else's name.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return String::new();
-    };
+pub fn key_descriptor(keyed: &DescriptorKey, api_key: &[u8]) -> String {
+    let mut mac = keyed.clone();
     mac.update(api_key);
     let digest = mac.finalize().into_bytes();
     let mut value = String::with_capacity(DESCRIPTOR_BYTES * 2);
@@ -41,6 +40,13 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key_descriptor(secret: &[u8], api_key: &[u8]) -> String {
+        match DescriptorKey::new_from_slice(secret) {
+            Ok(keyed) => super::key_descriptor(&keyed, api_key),
+            Err(_) => panic!("HMAC refused a key"),
+        }
+    }
 
     #[test]
     fn same_key_same_value_and_the_key_never_shows() {

@@ -5,9 +5,8 @@ use crate::config::{AuthConfig, Counter, ServiceConfig};
 use crate::descriptor::key_descriptor;
 use crate::rls::{self, Code, RateLimitResponse};
 use prost::Message;
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, BufferType, Bytes};
+use proxy_wasm::types::{Action, Bytes};
 use std::rc::Rc;
 
 /// The header this plugin sets for the upstream. Setting it replaces every
@@ -18,6 +17,24 @@ const AUTH_STATUS_HEADER: &str = "x-auth-status";
 /// The largest answer read from the rate limit service; a real one is a
 /// few dozen bytes.
 const MAX_ANSWER_BYTES: usize = 4096;
+
+/// The name of a gRPC status code, for the log
+/// (<https://grpc.github.io/grpc/core/md_doc_statuscodes.html>).
+fn grpc_code_name(code: u32) -> &'static str {
+    match code {
+        1 => "CANCELLED",
+        2 => "UNKNOWN",
+        4 => "DEADLINE_EXCEEDED",
+        5 => "NOT_FOUND",
+        7 => "PERMISSION_DENIED",
+        8 => "RESOURCE_EXHAUSTED",
+        12 => "UNIMPLEMENTED",
+        13 => "INTERNAL",
+        14 => "UNAVAILABLE",
+        16 => "UNAUTHENTICATED",
+        _ => "another status",
+    }
+}
 
 /// What the plugin decided about one request, kept for the access log line.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -196,27 +213,32 @@ impl Context for AuthFilter {
         };
         // 0 is gRPC's OK; anything else means no answer. Envoy reports a
         // refused connection and this call's own timeout both as 14
-        // (UNAVAILABLE, the message tells which); the service answers 2
-        // (UNKNOWN) when it cannot reach Redis.
+        // (UNAVAILABLE); the service answers 2 (UNKNOWN) when it cannot
+        // reach Redis. The status message is not read: the SDK's
+        // `get_grpc_status` turns it into a `String` and panics when it is
+        // not UTF-8, and whoever answers on the cluster chooses its bytes.
         if status_code != 0 {
-            let (_, message) = hostcalls::get_grpc_status().unwrap_or((status_code, None));
             let reason = format!(
-                "gRPC status {status_code}: {}",
-                message.as_deref().unwrap_or("no message")
+                "gRPC status {status_code} ({})",
+                grpc_code_name(status_code)
             );
             let action = self.service_failed(service, &reason);
             self.resume_if(action);
             return;
         }
-        // The hostcalls function returns errors instead of panicking.
-        let body = hostcalls::get_buffer(
-            BufferType::GrpcReceiveBuffer,
-            0,
-            response_size.min(MAX_ANSWER_BYTES),
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+        // An answer longer than any real one is not read at all: decoding a
+        // prefix of it could make sense of what the service never said.
+        if response_size > MAX_ANSWER_BYTES {
+            let reason = format!("an answer of {response_size} bytes");
+            let action = self.service_failed(service, &reason);
+            self.resume_if(action);
+            return;
+        }
+        // Envoy answers Ok, or NotFound (`None`) when there is no body; the
+        // SDK panics on any other status.
+        let body = self
+            .get_grpc_call_response_body(0, response_size)
+            .unwrap_or_default();
         match RateLimitResponse::decode(body.as_slice()) {
             Ok(answer) => self.follow(service, &answer),
             Err(_) => {

@@ -94,6 +94,7 @@ pub enum Unit {
     Day = 4,
     Month = 5,
     Year = 6,
+    Week = 7,
 }
 
 /// `google.protobuf.Duration`
@@ -116,6 +117,7 @@ impl Unit {
             Unit::Minute => Some(60),
             Unit::Hour => Some(3_600),
             Unit::Day => Some(86_400),
+            Unit::Week => Some(7 * 86_400),
             Unit::Month => Some(30 * 86_400),
             Unit::Year => Some(365 * 86_400),
         }

@@ -40,6 +40,9 @@ enum Answer {
     ServerError,
     /// 200 with a body that is not the expected JSON.
     Garbage,
+    /// 200 with `{"valid":true}`, 5,000 spaces and more JSON: longer than
+    /// any answer the plugin reads, and a yes only in its first bytes.
+    Padded,
 }
 
 struct Service {
@@ -95,7 +98,7 @@ async fn validate(
 ) -> (
     StatusCode,
     [(axum::http::header::HeaderName, &'static str); 1],
-    &'static str,
+    String,
 ) {
     let call = service.calls.fetch_add(1, Ordering::Relaxed) + 1;
     eprintln!("auth-service: validation request {call}");
@@ -105,10 +108,14 @@ async fn validate(
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 JSON,
-                r#"{"error":"internal"}"#,
+                r#"{"error":"internal"}"#.into(),
             )
         }
-        Answer::Garbage => return (StatusCode::OK, JSON, "valid, probably"),
+        Answer::Garbage => return (StatusCode::OK, JSON, "valid, probably".into()),
+        Answer::Padded => {
+            let padded = format!(r#"{{"valid":true}}{}{{"valid":false}}"#, " ".repeat(5000));
+            return (StatusCode::OK, JSON, padded);
+        }
         Answer::Honest => {}
     }
     // Parsed as a generic JSON value, as many services do. For an object
@@ -125,12 +132,12 @@ async fn validate(
         .map(str::to_owned)
         .collect();
     match key {
-        Some(key) if keys.contains(&key) => (StatusCode::OK, JSON, r#"{"valid":true}"#),
-        Some(_) => (StatusCode::FORBIDDEN, JSON, r#"{"valid":false}"#),
+        Some(key) if keys.contains(&key) => (StatusCode::OK, JSON, r#"{"valid":true}"#.into()),
+        Some(_) => (StatusCode::FORBIDDEN, JSON, r#"{"valid":false}"#.into()),
         None => (
             StatusCode::BAD_REQUEST,
             JSON,
-            r#"{"error":"expected {\"key\": string}"}"#,
+            r#"{"error":"expected {\"key\": string}"}"#.into(),
         ),
     }
 }

@@ -34,7 +34,7 @@ pub fn steps() -> Value {
 /// CARGO_PROFILE_RELEASE_* variables override Cargo.toml), plus wasm-opt
 /// from Debian's binaryen package on the book's build when it is installed.
 pub fn profile_variants() -> Value {
-    let step = paths::repo_root().join("code/step-1-auth");
+    let step = project::step::Step::named("step-1-auth").unwrap_or_else(|why| panic!("{why}"));
     let variants: [(&str, &[(&str, &str)]); 6] = [
         (
             "as in the book (opt-level z, lto, codegen-units 1, panic abort, strip)",
@@ -59,14 +59,17 @@ pub fn profile_variants() -> Value {
     let mut book_build = None;
     for (index, (name, env)) in variants.iter().enumerate() {
         let target = paths::repo_root().join(format!("target/bench/profile-{index}"));
-        let output = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1"])
+        let output = step
+            .build_command(&step.dir)
+            .arg("--quiet")
             .env("CARGO_TARGET_DIR", &target)
             .envs(env.iter().copied())
-            .current_dir(&step)
             .output()
             .expect("run cargo");
-        let wasm = target.join("wasm32-wasip1/release/step_1_auth.wasm");
+        let wasm = target
+            .join(project::step::WASM_TARGET)
+            .join("release")
+            .join(step.wasm_file_name());
         if output.status.success() {
             if index == 0 {
                 book_build = Some(wasm.clone());

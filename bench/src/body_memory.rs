@@ -7,7 +7,7 @@ use harness::http::ChunkedRequest;
 use harness::stack::Stack;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BODY_BYTES: usize = 1_000_000;
 
@@ -75,11 +75,17 @@ pub fn measure(wasm: &Path, quick: bool) -> Value {
             }
             open.push(request);
         }
-        // Every byte sent has been read by Envoy before memory is read.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while received_bytes(&stack) < (count * BODY_BYTES) as u64 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // Every byte sent has been read by Envoy before memory is read; a
+        // measurement of less is not recorded.
+        let expected = (count * BODY_BYTES) as u64;
+        let arrived = project::wait::until(Duration::from_secs(30), || {
+            received_bytes(&stack) >= expected
+        });
+        assert!(
+            arrived,
+            "{count} bodies: Envoy read {} of {expected} bytes within 30 s",
+            received_bytes(&stack)
+        );
         let (rss, heap) = (resident_bytes(pid), heap_bytes(&stack));
         rows.push(json!({
             "bodies": count,

