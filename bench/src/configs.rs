@@ -145,37 +145,21 @@ fn filter_yaml(filter: &Filter) -> String {
     }
 }
 
-/// `sink_port` is a second listener of the same Envoy that reads each
-/// request's whole body (the buffer filter) and answers 200: the upstream
-/// of the `/body/` routes, where a filter that reads bodies is measured,
-/// and step 3's auth service (`/validate`, a yes for every key).
-/// Answering at the headers, as `direct_response` does, would end the
-/// request before the filter had seen the body.
-///
-/// `rate_limit_port` is step 5's rate limit service (gRPC); configurations
-/// that do not call it never connect there. `/body/checked` carries the
-/// rate limit action of step 5's `envoy-native.yaml`: Envoy's rate limit
-/// filter only acts on routes to a cluster, never on `direct_response`.
-pub fn envoy_yaml(
-    filter: &Filter,
-    port: u16,
-    admin_port: u16,
-    sink_port: u16,
-    rate_limit_port: u16,
-) -> String {
+/// The listener of one configuration: `/checked` runs the filter,
+/// `/unchecked` has it disabled; `/body/...` go to the sink (see
+/// `envoy_yaml`). `/body/checked` carries the rate limit action of step 5's
+/// `envoy-native.yaml`: Envoy's rate limit filter only acts on routes to a
+/// cluster, never on `direct_response`.
+fn listener_yaml(name: &str, port: u16, filter: &Filter) -> String {
     format!(
-        r#"admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}
-static_resources:
-  listeners:
-  - name: bench
+        r#"  - name: {name}
     address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
+          stat_prefix: {name}
           route_config:
             virtual_hosts:
             - name: all
@@ -205,7 +189,28 @@ static_resources:
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  - name: sink
+"#,
+        filter_yaml(filter)
+    )
+}
+
+/// A whole Envoy configuration: the `listeners` (from `listener_yaml`), the
+/// admin interface, and `sink_port`, a listener of the same Envoy that
+/// reads each request's whole body (the buffer filter) and answers 200: the
+/// upstream of the `/body/` routes, where a filter that reads bodies is
+/// measured, and step 3's auth service (`/validate`, a yes for every key).
+/// Answering at the headers, as `direct_response` does, would end the
+/// request before the filter had seen the body.
+///
+/// `rate_limit_port` is step 5's rate limit service (gRPC); configurations
+/// that do not call it never connect there.
+fn envoy_yaml(listeners: &str, admin_port: u16, sink_port: u16, rate_limit_port: u16) -> String {
+    format!(
+        r#"admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}
+static_resources:
+  listeners:
+{listeners}  - name: sink
     address: {{ socket_address: {{ address: 127.0.0.1, port_value: {sink_port} }} }}
     filter_chains:
     - filters:
@@ -252,15 +257,32 @@ static_resources:
       endpoints:
       - lb_endpoints:
         - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {rate_limit_port} }} }} }}
-"#,
-        filter_yaml(filter)
+"#
     )
 }
 
 /// A benchmark configuration with `filter` on free loopback ports: the
 /// config, its listener's port and its admin port.
 pub fn on_free_ports(filter: &Filter, rate_limit_port: u16) -> (EnvoyConfig, u16, u16) {
-    let (port, admin, sink) = (free_port(), free_port(), free_port());
-    let yaml = envoy_yaml(filter, port, admin, sink, rate_limit_port);
-    (EnvoyConfig::from_text(yaml), port, admin)
+    let (config, ports, admin) = several_on_free_ports(&[filter], rate_limit_port);
+    (config, ports[0], admin)
+}
+
+/// Several configurations in one Envoy, each on a listener of its own (a
+/// free port, in the order given), with one admin interface and one sink:
+/// the config, the listeners' ports and the admin port.
+pub fn several_on_free_ports(
+    filters: &[&Filter],
+    rate_limit_port: u16,
+) -> (EnvoyConfig, Vec<u16>, u16) {
+    let (admin, sink) = (free_port(), free_port());
+    let ports: Vec<u16> = filters.iter().map(|_| free_port()).collect();
+    let listeners: String = filters
+        .iter()
+        .zip(&ports)
+        .enumerate()
+        .map(|(index, (filter, port))| listener_yaml(&format!("bench_{index}"), *port, filter))
+        .collect();
+    let yaml = envoy_yaml(&listeners, admin, sink, rate_limit_port);
+    (EnvoyConfig::from_text(yaml), ports, admin)
 }

@@ -14,11 +14,11 @@ mod sizes;
 mod startup;
 
 use configs::{keys, Filter};
-use proof::Acts;
 use harness::envoy::Envoy;
 use harness::rate_limit::{RateLimitService, Redis};
 use harness::stack::test_dir;
 use harness::{paths, steps, variants};
+use proof::Acts;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -91,7 +91,10 @@ impl Request {
 
     /// The same requests as a proof sends them (proof.rs).
     fn target<'a>(&'a self, name: &'a str, port: u16, admin_port: u16) -> proof::Target<'a> {
-        let mut passing = vec![("x-api-key".to_owned(), configs::REQUEST_KEY.as_bytes().to_vec())];
+        let mut passing = vec![(
+            "x-api-key".to_owned(),
+            configs::REQUEST_KEY.as_bytes().to_vec(),
+        )];
         let post = match self {
             Request::SignedPost {
                 body, signature, ..
@@ -206,7 +209,54 @@ fn start(name: &str, filter: &Filter, concurrency: u32, rate_limit_port: u16) ->
         .unwrap_or_else(|log| panic!("{name}: {log}"))
 }
 
+/// One configuration's row of the instruction table: proven to act, then
+/// counted (`"counted": false` when its Envoy runs without callgrind).
+fn count_one(
+    envoy: &mut instructions::Counted,
+    port: u16,
+    name: &str,
+    request: &Request,
+    acts: Acts,
+    redis: &Redis,
+    quick: bool,
+) -> serde_json::Value {
+    eprintln!("    {name}");
+    let (batch, rounds) = if quick { (20, 1) } else { (1000, 3) };
+    envoy.wait_until_ready();
+    proof::check(&request.target(name, port, envoy.admin_port), acts, redis);
+    let path = |route: &str| format!("{}{route}", request.path_prefix());
+    // The first requests compile and warm what the rest reuse.
+    if !quick {
+        envoy.per_request(port, &path("/checked"), 200, &[]);
+        envoy.per_request(port, &path("/unchecked"), 200, &[]);
+    }
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        on.extend(envoy.per_request(port, &path("/checked"), batch, &[]));
+        off.extend(envoy.per_request(port, &path("/unchecked"), batch, &[]));
+    }
+    if on.is_empty() {
+        return json!({ "name": name, "requests_per_sample": batch, "counted": false });
+    }
+    let added: Vec<f64> = on.iter().zip(&off).map(|(on, off)| on - off).collect();
+    let (added_median, added_min, added_max) = measure::summary(&added);
+    json!({
+        "name": name, "requests_per_sample": batch, "counted": true,
+        "checked": measure::summary(&on).0, "unchecked": measure::summary(&off).0,
+        "added": added_median, "added_min": added_min, "added_max": added_max,
+    })
+}
+
+/// Says which part of the benchmark starts, and when (seconds since the
+/// start), so a slow part shows in the log.
+fn phase(what: &str) {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    eprintln!("==> {what} (at {:.0} s)", start.elapsed().as_secs_f64());
+}
+
 fn main() {
+    phase("start");
     let quick = std::env::args().any(|a| a == "--quick");
     let (requests, rounds): (u64, usize) = if quick { (200, 1) } else { (100_000, 7) };
     let out: PathBuf = if quick {
@@ -217,11 +267,11 @@ fn main() {
     std::fs::create_dir_all(&out).expect("create output directory");
     paths::require_tool("h2load", "apt-get install nghttp2-client");
 
-    eprintln!("==> module sizes");
+    phase("module sizes");
     let step_sizes = sizes::steps();
     let profile_sizes = sizes::profile_variants();
 
-    eprintln!("==> building the plugins and starting one Envoy per configuration");
+    phase("building the plugins and starting one Envoy per configuration");
     let step_1 = steps::build("step-1-auth");
     let step_2 = steps::build("step-2-rate-limit");
     let naive = variants::build(
@@ -242,6 +292,123 @@ fn main() {
         redis.port,
         "domain: proxy-wasm-book\ndescriptors:\n  - key: api_key_hash\n    rate_limit:\n      unit: hour\n      requests_per_unit: 1000000000\n",
     );
+    let three = keys(3);
+    let step_2_json = plugin_json(
+        &three,
+        json!({ "requests_per_window": 1_000_000_000, "window_seconds": 60 }),
+    );
+    // The plugin's configuration with `counter`: "service" (the plugin
+    // asks) or "descriptor_header" (Envoy's filter asks).
+    let fleet_json = |counter: &str, value: serde_json::Value| {
+        let mut rate_limit = json!({ "descriptor_secret": "bench-descriptor-secret-0123456789" });
+        rate_limit[counter] = value;
+        plugin_json(&three, json!({ "rate_limit": rate_limit }))
+    };
+    let step_5_json = fleet_json(
+        "service",
+        json!({ "cluster": "rate_limit_service", "domain": "proxy-wasm-book", "timeout_ms": 1000 }),
+    );
+    let step_5_native_json = fleet_json("descriptor_header", json!("x-api-key-hash"));
+
+    // The configurations counted under callgrind (see instructions.rs).
+    let key_check_only =
+        variants::build("step-1-auth", "bench-key-check-only", &STOP_AFTER_KEY_CHECK);
+    let no_request_log = variants::build("step-1-auth", "bench-no-request-log", &NO_REQUEST_LOG);
+    let step_1_json = plugin_json(&three, json!({}));
+    let step_3_warm = json!({
+        "header_name": "x-api-key", "auth_cluster": "sink", "auth_authority": "sink",
+        // Everything is about fifty times slower under valgrind.
+        "auth_path": "/validate", "timeout_ms": 10000,
+        "cache_valid_seconds": 3600, "cache_invalid_seconds": 3600,
+        "cache_secret": "bench-cache-secret-0123456789",
+    })
+    .to_string();
+    fn wasm<'a>(wasm: &'a std::path::Path, json: &str) -> Filter<'a> {
+        Filter::Wasm {
+            wasm,
+            json: json.to_owned(),
+        }
+    }
+    // Every configuration, in quick mode too (with a batch of 20).
+    let counted: Vec<(&str, Filter, Request, Acts)> = vec![
+        (
+            "step 1, 3 keys",
+            wasm(&step_1, &step_1_json),
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
+            DOES_NOTHING,
+            wasm(&empty, &step_1_json),
+            Request::Get,
+            Acts::Nothing,
+        ),
+        (
+            "step 1, key check only (no header set, no log)",
+            wasm(&key_check_only, &step_1_json),
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
+            "step 1 without its request log line",
+            wasm(&no_request_log, &step_1_json),
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
+            "step 1, 100000 keys",
+            wasm(&step_1, &plugin_json(&keys(100_000), json!({}))),
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
+            "step 2",
+            wasm(&step_2, &step_2_json),
+            Request::Get,
+            Acts::CountsInSharedData,
+        ),
+        (
+            "step 3, warm cache",
+            wasm(&step_3, &step_3_warm),
+            Request::Get,
+            Acts::AnswersFromItsCache,
+        ),
+        (
+            "step 5",
+            wasm(&step_5, &step_5_json),
+            Request::GetToCluster,
+            Acts::CountsInRedis,
+        ),
+        (
+            "step 5 with Envoy's rate limit filter",
+            Filter::WasmThenRateLimit {
+                wasm: &step_5,
+                json: step_5_native_json.clone(),
+            },
+            Request::GetToCluster,
+            Acts::CountsInRedis,
+        ),
+    ];
+    // Quick mode counts the first under valgrind, whose slow start runs
+    // beside the CPU part (nobody reads quick figures); the others get the
+    // same requests in one plain Envoy. A full run starts each under
+    // valgrind after the CPU part, so that valgrind cannot disturb it.
+    let mut quick_envoys = quick.then(|| {
+        let rest: Vec<&Filter> = counted[1..]
+            .iter()
+            .map(|(_, filter, _, _)| filter)
+            .collect();
+        (
+            instructions::Counted::launch(
+                "quick-counted",
+                &[&counted[0].1],
+                rate_limit.grpc_port,
+                true,
+            ),
+            instructions::Counted::launch("quick-plain", &rest, rate_limit.grpc_port, false),
+        )
+    });
+
     // Which processes the next configurations' requests also cost.
     let services = std::cell::RefCell::new(Vec::new());
     let mut setups = Vec::new();
@@ -296,7 +463,6 @@ fn main() {
             Filter::Wasm { wasm: &naive, json },
         );
     }
-    let three = keys(3);
     let json = plugin_json(&three, json!({}));
     *acts.borrow_mut() = Acts::Nothing;
     add(
@@ -344,10 +510,6 @@ fn main() {
             wasm: &step_1,
             json,
         },
-    );
-    let step_2_json = plugin_json(
-        &three,
-        json!({ "requests_per_window": 1_000_000_000, "window_seconds": 60 }),
     );
     let json = step_2_json.clone();
     *acts.borrow_mut() = Acts::CountsInSharedData;
@@ -401,17 +563,6 @@ fn main() {
     // shared data; the plugin asking, then Envoy's own filter asking.
     *request.borrow_mut() = Request::GetToCluster;
     *services.borrow_mut() = vec![rate_limit.server.pid(), redis.server.pid()];
-    // The plugin's configuration with `counter`: "service" (the plugin
-    // asks) or "descriptor_header" (Envoy's filter asks).
-    let fleet_json = |counter: &str, value: serde_json::Value| {
-        let mut rate_limit = json!({ "descriptor_secret": "bench-descriptor-secret-0123456789" });
-        rate_limit[counter] = value;
-        plugin_json(&three, json!({ "rate_limit": rate_limit }))
-    };
-    let step_5_json = fleet_json(
-        "service",
-        json!({ "cluster": "rate_limit_service", "domain": "proxy-wasm-book", "timeout_ms": 1000 }),
-    );
     let json = step_5_json.clone();
     *acts.borrow_mut() = Acts::CountsInRedis;
     add(
@@ -425,7 +576,6 @@ fn main() {
             json,
         },
     );
-    let step_5_native_json = fleet_json("descriptor_header", json!("x-api-key-hash"));
     let json = step_5_native_json.clone();
     add(
         "step 5 with Envoy's rate limit filter, 2 workers".into(),
@@ -542,95 +692,45 @@ fn main() {
     // Envoys are stopped by PID when `setups` is dropped.
     drop(setups);
 
-    eprintln!("==> instructions per request (Envoy under callgrind, one worker)");
-    let key_check_only =
-        variants::build("step-1-auth", "bench-key-check-only", &STOP_AFTER_KEY_CHECK);
-    let no_request_log = variants::build("step-1-auth", "bench-no-request-log", &NO_REQUEST_LOG);
-    let step_1_json = plugin_json(&three, json!({}));
-    let step_3_warm = json!({
-        "header_name": "x-api-key", "auth_cluster": "sink", "auth_authority": "sink",
-        // Everything is about fifty times slower under valgrind.
-        "auth_path": "/validate", "timeout_ms": 10000,
-        "cache_valid_seconds": 3600, "cache_invalid_seconds": 3600,
-        "cache_secret": "bench-cache-secret-0123456789",
-    })
-    .to_string();
-    fn wasm<'a>(wasm: &'a std::path::Path, json: &str) -> Filter<'a> {
-        Filter::Wasm {
-            wasm,
-            json: json.to_owned(),
-        }
-    }
-    // Every configuration, in quick mode too (with a batch of 20).
-    let counted: Vec<(&str, Filter, Request, Acts)> = vec![
-        ("step 1, 3 keys", wasm(&step_1, &step_1_json), Request::Get, Acts::Refuses),
-        (DOES_NOTHING, wasm(&empty, &step_1_json), Request::Get, Acts::Nothing),
-        (
-            "step 1, key check only (no header set, no log)",
-            wasm(&key_check_only, &step_1_json),
-            Request::Get,
-            Acts::Refuses,
-        ),
-        (
-            "step 1 without its request log line",
-            wasm(&no_request_log, &step_1_json),
-            Request::Get,
-            Acts::Refuses,
-        ),
-        (
-            "step 1, 100000 keys",
-            wasm(&step_1, &plugin_json(&keys(100_000), json!({}))),
-            Request::Get,
-            Acts::Refuses,
-        ),
-        ("step 2", wasm(&step_2, &step_2_json), Request::Get, Acts::CountsInSharedData),
-        (
-            "step 3, warm cache",
-            wasm(&step_3, &step_3_warm),
-            Request::Get,
-            Acts::AnswersFromItsCache,
-        ),
-        ("step 5", wasm(&step_5, &step_5_json), Request::GetToCluster, Acts::CountsInRedis),
-        (
-            "step 5 with Envoy's rate limit filter",
-            Filter::WasmThenRateLimit {
-                wasm: &step_5,
-                json: step_5_native_json.clone(),
-            },
-            Request::GetToCluster,
-            Acts::CountsInRedis,
-        ),
-    ];
-    let (batch, instruction_rounds) = if quick { (20, 1) } else { (1000, 3) };
+    phase("instructions per request (Envoy under callgrind, one worker)");
     let mut instruction_rows = Vec::new();
-    for (name, filter, request, acts) in &counted {
-        eprintln!("    {name}");
-        let mut envoy = instructions::Counted::start(
-            &name.replace([' ', ',', '(', ')', '\''], "-"),
-            filter,
-            rate_limit.grpc_port,
-        );
-        proof::check(&request.target(name, envoy.port, envoy.admin_port), *acts, &redis);
-        let path = |route: &str| format!("{}{route}", request.path_prefix());
-        // The first requests compile and warm what the rest reuse.
-        if !quick {
-            envoy.per_request(&path("/checked"), 200, &[]);
-            envoy.per_request(&path("/unchecked"), 200, &[]);
+    match quick_envoys.take() {
+        Some((mut counted_one, mut plain)) => {
+            let (name, _, request, acts) = &counted[0];
+            let port = counted_one.ports[0];
+            instruction_rows.push(count_one(
+                &mut counted_one,
+                port,
+                name,
+                request,
+                *acts,
+                &redis,
+                quick,
+            ));
+            for ((name, _, request, acts), port) in counted[1..].iter().zip(plain.ports.clone()) {
+                instruction_rows.push(count_one(
+                    &mut plain, port, name, request, *acts, &redis, quick,
+                ));
+            }
         }
-        let (mut on, mut off) = (Vec::new(), Vec::new());
-        for _ in 0..instruction_rounds {
-            on.push(envoy.per_request(&path("/checked"), batch, &[]));
-            off.push(envoy.per_request(&path("/unchecked"), batch, &[]));
+        None => {
+            // One Envoy under valgrind at a time.
+            for (name, filter, request, acts) in &counted {
+                let file_name = name.replace([' ', ',', '(', ')', '\''], "-");
+                let mut envoy = instructions::Counted::launch(
+                    &file_name,
+                    &[filter],
+                    rate_limit.grpc_port,
+                    true,
+                );
+                let port = envoy.ports[0];
+                instruction_rows.push(count_one(
+                    &mut envoy, port, name, request, *acts, &redis, quick,
+                ));
+            }
         }
-        let added: Vec<f64> = on.iter().zip(&off).map(|(on, off)| on - off).collect();
-        let (added_median, added_min, added_max) = measure::summary(&added);
-        instruction_rows.push(json!({
-            "name": name, "requests_per_sample": batch,
-            "checked": measure::summary(&on).0, "unchecked": measure::summary(&off).0,
-            "added": added_median, "added_min": added_min, "added_max": added_max,
-        }));
     }
-    eprintln!("==> start-up: Envoy's time to ready and memory per VM");
+    phase("start-up: Envoy's time to ready and memory per VM");
     let step_4_json = signed_body_json();
     let started: Vec<(&str, Filter)> = vec![
         (
@@ -654,7 +754,7 @@ fn main() {
     drop(rate_limit);
     drop(redis);
 
-    eprintln!("==> Envoy's memory with concurrent 1 MB bodies held by step 4");
+    phase("Envoy's memory with concurrent 1 MB bodies held by step 4");
     let memory = body_memory::measure(&step_4, quick);
 
     let results = json!({

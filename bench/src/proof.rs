@@ -52,9 +52,15 @@ impl Target<'_> {
             Some(body) => ("POST", body),
             None => ("GET", &b""[..]),
         };
-        http::request(self.port, method, &format!("{}{path}", self.prefix), headers, body)
-            .map(|r| (r.status, r.header("ratelimit").map(str::to_owned)))
-            .unwrap_or((0, None))
+        http::request(
+            self.port,
+            method,
+            &format!("{}{path}", self.prefix),
+            headers,
+            body,
+        )
+        .map(|r| (r.status, r.header("ratelimit").map(str::to_owned)))
+        .unwrap_or((0, None))
     }
 
     fn passing(&self) -> Vec<(&str, &[u8])> {
@@ -68,9 +74,7 @@ impl Target<'_> {
         let text = http::get(self.admin_port, &format!("/stats?filter=^{name}$"), &[])
             .map(|r| r.body)
             .unwrap_or_default();
-        harness::envoy::stat_values(&text)
-            .remove(name)
-            .unwrap_or(0)
+        harness::envoy::stat_values(&text).remove(name).unwrap_or(0)
     }
 }
 
@@ -96,9 +100,13 @@ pub fn check(target: &Target, acts: Acts, redis: &Redis) {
             let remaining = || {
                 let (_, header) = target.send("/checked", &passing);
                 let header = header.unwrap_or_default();
-                let r = header.split(";r=").nth(1).and_then(|rest| rest.split(';').next());
-                r.and_then(|r| r.parse::<u64>().ok())
-                    .unwrap_or_else(|| panic!("{name}: no remaining count in `ratelimit: {header}`"))
+                let r = header
+                    .split(";r=")
+                    .nth(1)
+                    .and_then(|rest| rest.split(';').next());
+                r.and_then(|r| r.parse::<u64>().ok()).unwrap_or_else(|| {
+                    panic!("{name}: no remaining count in `ratelimit: {header}`")
+                })
             };
             let (first, second) = (remaining(), remaining());
             assert_eq!(second + 1, first, "{name}: the count did not move");
@@ -106,14 +114,22 @@ pub fn check(target: &Target, acts: Acts, redis: &Redis) {
         Acts::EmptiesItsBucket => {
             let key: &[(&str, &[u8])] = &[("x-api-key", BUCKET_PROOF_KEY.as_bytes())];
             let statuses: Vec<u16> = (0..3).map(|_| target.send("/checked", key).0).collect();
-            assert_eq!(statuses, [200, 200, 429], "{name}: the proof key's bucket of 2");
+            assert_eq!(
+                statuses,
+                [200, 200, 429],
+                "{name}: the proof key's bucket of 2"
+            );
         }
         Acts::CountsInRedis => {
             let before = redis.counted();
             for _ in 0..3 {
                 assert_eq!(target.send("/checked", &passing).0, 200, "{name}");
             }
-            assert_eq!(redis.counted(), before + 3, "{name}: Redis did not count 3 requests");
+            assert_eq!(
+                redis.counted(),
+                before + 3,
+                "{name}: Redis did not count 3 requests"
+            );
         }
         Acts::AsksTheAuthService => {
             let calls = "http.sink.downstream_rq_completed";
@@ -121,7 +137,11 @@ pub fn check(target: &Target, acts: Acts, redis: &Redis) {
             for _ in 0..3 {
                 assert_eq!(target.send("/checked", &passing).0, 200, "{name}");
             }
-            assert_eq!(target.stat(calls), before + 3, "{name}: not one call per request");
+            assert_eq!(
+                target.stat(calls),
+                before + 3,
+                "{name}: not one call per request"
+            );
         }
         Acts::AnswersFromItsCache => {
             let hits = "wasmcustom.auth_plugin.cache.hit";
@@ -129,7 +149,11 @@ pub fn check(target: &Target, acts: Acts, redis: &Redis) {
             for _ in 0..3 {
                 assert_eq!(target.send("/checked", &passing).0, 200, "{name}");
             }
-            assert_eq!(target.stat(hits), before + 3, "{name}: the cache did not answer");
+            assert_eq!(
+                target.stat(hits),
+                before + 3,
+                "{name}: the cache did not answer"
+            );
         }
     }
 }

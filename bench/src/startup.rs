@@ -53,7 +53,10 @@ fn start_once(name: &str, filter: &Filter, workers: u32, rate_limit_port: u16) -
     });
     // Live VMs. A configuration without a Wasm filter has none, and Envoy
     // then has no such statistic; one with a filter must report them.
-    let vms = match (envoy.stat("wasm.envoy.wasm.runtime.v8.active"), filter.is_wasm()) {
+    let vms = match (
+        envoy.stat("wasm.envoy.wasm.runtime.v8.active"),
+        filter.is_wasm(),
+    ) {
         (Some(vms), _) => vms as f64,
         (None, false) => 0.0,
         (None, true) => panic!(

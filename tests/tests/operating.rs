@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const STEP: &str = "step-1-auth";
 const UPDATE_SUCCESS: &str = "extension_config_discovery.http_filter.auth.update_success";
@@ -66,15 +66,8 @@ fn stat(envoy: &Envoy, name: &str) -> u64 {
 }
 
 /// Polls until `done` holds or 10 s have passed; returns whether it held.
-fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+fn eventually(done: impl FnMut() -> bool) -> bool {
+    project::wait::until(Duration::from_secs(10), done)
 }
 
 /// Points the book's relative module path at `wasm`.

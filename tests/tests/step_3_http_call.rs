@@ -325,16 +325,10 @@ fn metrics_count_each_outcome() {
 
     // Three calls reached Envoy's HTTP client: one yes, one no, one failed;
     // the other valid and unknown keys were answered from the cache.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut calls = None;
-    while Instant::now() < deadline {
-        calls = prometheus_value(&stack, "auth_plugin_auth_call_ms_count");
-        if calls == Some(3) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(calls, Some(3), "the auth call histogram's count");
+    // Envoy merges a histogram's values at its stats flush.
+    let calls = || prometheus_value(&stack, "auth_plugin_auth_call_ms_count");
+    project::wait::until(Duration::from_secs(15), || calls() == Some(3));
+    assert_eq!(calls(), Some(3), "the auth call histogram's count");
     let prometheus: String = stack
         .envoy
         .admin("/stats/prometheus")

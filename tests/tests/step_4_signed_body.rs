@@ -276,18 +276,13 @@ fn what_reaches_upstream(
     request
         .send_chunk(b"FIRST-PIECE-OF-A-FORGED-BODY")
         .expect("send");
-    let deadline = Instant::now() + Duration::from_millis(1500);
     let contains = |needle: &[u8]| {
         upstream
             .received()
             .windows(needle.len())
             .any(|w| w == needle)
     };
-    let mut reached = false;
-    while Instant::now() < deadline && !reached {
-        reached = contains(b"FIRST-PIECE");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let reached = project::wait::until(Duration::from_millis(1500), || contains(b"FIRST-PIECE"));
     request.send_chunk(b"-and-the-rest").expect("send");
     let status = request.finish(&[]).map_or(0, |r| r.status);
     // Give anything still in flight the time to arrive.

@@ -340,14 +340,10 @@ fn redis_down_no_pass() {
     // Redis back (empty, on the same port): the service reconnects and
     // requests pass again, without restarting anything else.
     fleet.redis = Redis::start_on(&fleet.dir, fleet.redis.port);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while get(port, KEY).status != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "no 200 within 10 s of Redis's return"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        project::wait::until(Duration::from_secs(10), || get(port, KEY).status == 200),
+        "no 200 within 10 s of Redis's return"
+    );
     capture::check_or_update(
         "step-5-global-rate-limit/redis-down.txt",
         "Redis stopped: 503 for each of 10 requests, logged: gRPC status 2 (UNKNOWN)\n\
