@@ -4,6 +4,7 @@
 //! harness both read it from here, so they cannot disagree.
 
 pub mod envoy;
+pub mod listings;
 pub mod ports;
 pub mod rate_limit;
 pub mod step;

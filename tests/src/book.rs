@@ -4,14 +4,19 @@
 //!
 //! What a chapter marks, and how a reader sees it:
 //! - `<span class="filename">Filename: PATH</span>` before a code block: the
-//!   block is the whole file PATH (relative to the current folder);
+//!   block is the whole file PATH (relative to the current folder), or, for
+//!   a ```` ```diff ```` block, the change to make to it;
 //! - a ```` ```bash ```` block: commands to type in the first terminal;
 //! - ```` ```bash,second-terminal ````: a command that keeps running (Envoy),
-//!   in a second terminal; the prose says so;
+//!   in the second terminal, after stopping what ran there (Ctrl-C); the
+//!   prose says so;
 //! - ```` ```bash,tool-install ````: installing a tool the replay provides
 //!   itself (the same Envoy the project installs), so it is not run;
-//! - a ```` ```text ```` block that only includes a file of `captured/`,
-//!   right after a command: that command's output.
+//! - a ```` ```text ```` block that only includes a file of `captured/`:
+//!   right after a first-terminal command, that command's output; right
+//!   after a second-terminal one, lines of the log it prints;
+//! - ```` ```text,example ````: output shown as an example, of nothing the
+//!   reader was asked to run.
 
 use crate::paths;
 use std::path::{Path, PathBuf};
@@ -20,13 +25,20 @@ use std::path::{Path, PathBuf};
 pub enum Action {
     /// Create the file at this path (relative to the current folder).
     WriteFile { path: String, content: String },
+    /// Change the file at this path as the unified diff says.
+    ApplyDiff { path: String, diff: String },
     /// Run in the first terminal; it must succeed.
     Run { commands: String, chapter: String },
+    /// Install a tool (`bash,tool-install`): the replay provides it itself.
+    InstallTool { commands: String },
     /// Start in a second terminal and leave running.
     RunInSecondTerminal { commands: String, chapter: String },
     /// The output the book shows for the previous `Run`: a file of
     /// `src/captured/`.
     ExpectOutput { captured: String },
+    /// Lines the book shows of the log of the previous
+    /// `RunInSecondTerminal`: a file of `src/captured/`.
+    ExpectLogLines { captured: String },
 }
 
 /// The chapters listed under `# {part}` in SUMMARY.md, in order.
@@ -94,21 +106,36 @@ fn chapter_actions(text: &str, dir: &Path, chapter: &str) -> Vec<Action> {
         let attributes: Vec<&str> = attributes.collect();
         if let Some(path) = next_file.take() {
             let content = expand_includes(&raw, dir);
-            actions.push(Action::WriteFile { path, content });
+            if language == "diff" {
+                actions.push(Action::ApplyDiff {
+                    path,
+                    diff: content,
+                });
+            } else {
+                actions.push(Action::WriteFile { path, content });
+            }
         } else if language == "bash" && attributes.contains(&"second-terminal") {
             actions.push(Action::RunInSecondTerminal {
                 commands: expand_includes(&raw, dir),
                 chapter: chapter.to_owned(),
             });
-        } else if language == "bash" && !attributes.contains(&"tool-install") {
+        } else if language == "bash" && attributes.contains(&"tool-install") {
+            actions.push(Action::InstallTool {
+                commands: expand_includes(&raw, dir),
+            });
+        } else if language == "bash" {
             actions.push(Action::Run {
                 commands: expand_includes(&raw, dir),
                 chapter: chapter.to_owned(),
             });
-        } else if language == "text" {
+        } else if language == "text" && !attributes.contains(&"example") {
             if let Some(captured) = captured_include(&raw) {
-                if matches!(actions.last(), Some(Action::Run { .. })) {
-                    actions.push(Action::ExpectOutput { captured });
+                match actions.last() {
+                    Some(Action::Run { .. }) => actions.push(Action::ExpectOutput { captured }),
+                    Some(Action::RunInSecondTerminal { .. }) => {
+                        actions.push(Action::ExpectLogLines { captured })
+                    }
+                    _ => {}
                 }
             }
         }
@@ -178,6 +205,18 @@ fn anchored_lines(source: &str, anchor: &str) -> String {
     kept.join("\n")
 }
 
+/// An Envoy log line without what changes from run to run: the time and
+/// the thread at its start, and the source line it names.
+pub fn normalise_log_line(line: &str) -> String {
+    // [2026-12-01 21:30:30.824][21087][info][wasm] [source/...cc:1151] ...
+    let rest = line
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once("]["))
+        .and_then(|(_, rest)| rest.split_once("]["))
+        .map_or(line, |(_, rest)| rest);
+    crate::capture::without_source_lines(rest)
+}
+
 /// Output that changes from run to run (dates, request ids) or from machine
 /// to machine (curl's version), replaced by placeholders, so a command's
 /// output can be compared with what the book shows.
@@ -222,6 +261,28 @@ mod tests {
         let source = "a\n// ANCHOR: whole\nb\n// ANCHOR: part\nc\n// ANCHOR_END: part\nd\n// ANCHOR_END: whole\ne\n";
         assert_eq!(anchored_lines(source, "whole"), "b\nc\nd");
         assert_eq!(anchored_lines(source, "part"), "c");
+    }
+
+    #[test]
+    fn log_lines_lose_their_time_thread_and_source_line() {
+        let a = "[2026-12-01 21:30:30.824][21087][info][wasm] [source/extensions/common/wasm/context.cc:1151] wasm log auth: x";
+        let b = "[2026-12-02 01:00:00.000][9][info][wasm] [source/extensions/common/wasm/context.cc:1160] wasm log auth: x";
+        assert_eq!(normalise_log_line(a), normalise_log_line(b));
+        assert!(normalise_log_line(a).starts_with("info][wasm] "));
+    }
+
+    #[test]
+    fn diffs_and_examples_are_read_as_the_reader_reads_them() {
+        let text = "<span class=\"filename\">Filename: src/lib.rs</span>\n\n```diff\n--- a/src/lib.rs\n```\n\n```bash,second-terminal\nenvoy -c envoy.yaml\n```\n\n```text\n{{#include captured/x/log.txt}}\n```\n\n```text,example\n{{#include captured/x/y.txt}}\n```\n";
+        let actions = chapter_actions(text, Path::new("."), "c.md");
+        assert_eq!(
+            actions,
+            [
+                Action::ApplyDiff { path: "src/lib.rs".into(), diff: "--- a/src/lib.rs".into() },
+                Action::RunInSecondTerminal { commands: "envoy -c envoy.yaml".into(), chapter: "c.md".into() },
+                Action::ExpectLogLines { captured: "x/log.txt".into() },
+            ]
+        );
     }
 
     #[test]

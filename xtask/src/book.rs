@@ -11,6 +11,7 @@ const SERVE_ADDRESS: (&str, &str) = ("127.0.0.1", "4000");
 
 pub fn serve() -> Result {
     tools::ensure_mdbook()?;
+    generate_listings()?;
     let (host, port) = SERVE_ADDRESS;
     run::step(&format!(
         "serving the book on http://{host}:{port} (Ctrl-C stops it)"
@@ -35,8 +36,16 @@ fn mdbook() -> Command {
 const KNOWN_VERSION_NOTE: &str =
     "The mdbook-admonish preprocessor was built against version 0.4.51 of mdbook, but we're being called from version 0.4.52";
 
+/// Writes what the book shows that is made from the code rather than
+/// committed: the diffs between part one's stages (`src/generated/`).
+pub fn generate_listings() -> Result {
+    run::step("writing the diffs the book shows (src/generated/)");
+    project::listings::generate().map(|_| ())
+}
+
 /// The checks on the book's sources alone: fast, so they run first.
 pub fn check_sources() -> Result {
+    generate_listings()?;
     run::step("checking the book's code includes");
     let chapters = markdown_files(&root().join("src"));
     let mut problems = Vec::new();
@@ -57,6 +66,7 @@ pub fn check_sources() -> Result {
 /// Builds the book; `check_sources` is expected to have run first.
 pub fn build_and_check() -> Result {
     tools::ensure_mdbook_and_linkcheck()?;
+    generate_listings()?;
     run::step("building the book (mdbook build)");
     let mut command = mdbook();
     command.arg("build");

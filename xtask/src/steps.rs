@@ -26,6 +26,17 @@ pub fn check_all() -> Result {
             Language::Rust => check_rust(&step)?,
         }
     }
+    // Part one's stages before step 1 (examples/first-plugin/): crates
+    // like the steps, built and linted the same way.
+    let stages = project::listings::part_one_stages();
+    for dir in &stages[..stages.len().saturating_sub(1)] {
+        let name = project::listings::stage_name(dir);
+        check_rust(&Step {
+            name: format!("examples/first-plugin/{name}"),
+            dir: dir.clone(),
+            language: Language::Rust,
+        })?;
+    }
     Ok(())
 }
 

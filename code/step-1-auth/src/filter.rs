@@ -1,4 +1,3 @@
-// ANCHOR: whole
 //! The per-request part: one `AuthFilter` for each HTTP request.
 
 use crate::config::AuthConfig;
@@ -6,14 +5,11 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, Bytes};
 use std::rc::Rc;
 
-// ANCHOR: auth_status_header
 /// The header this plugin sets for the upstream. Setting it replaces every
 /// copy a client sent, and a rejected request never reaches the upstream, so
 /// upstreams can trust it.
 const AUTH_STATUS_HEADER: &str = "x-auth-status";
-// ANCHOR_END: auth_status_header
 
-// ANCHOR: verdict
 /// What the plugin decided about one request, kept for the access log line.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Verdict {
@@ -24,9 +20,7 @@ enum Verdict {
     UnknownKey,
     NotConfigured,
 }
-// ANCHOR_END: verdict
 
-// ANCHOR: filter
 pub struct AuthFilter {
     config: Option<Rc<AuthConfig>>,
     verdict: Verdict,
@@ -40,13 +34,9 @@ impl AuthFilter {
         }
     }
 }
-// ANCHOR_END: filter
 
-// ANCHOR: check_key
-/// Decides from every value of the key header, as raw bytes. A value that
-/// is not UTF-8 cannot be one of the configured keys (they are JSON
-/// strings), so it is unknown. A key sent twice is refused even when one of
-/// the two is valid: the upstream might read the other one.
+/// Decides from every value of the key header, as bytes. A key sent twice
+/// is refused even when one is valid: the upstream might read the other.
 fn check_key(config: &AuthConfig, values: &[Bytes]) -> Verdict {
     match values {
         [] => Verdict::MissingKey,
@@ -58,16 +48,12 @@ fn check_key(config: &AuthConfig, values: &[Bytes]) -> Verdict {
         _ => Verdict::RepeatedKey,
     }
 }
-// ANCHOR_END: check_key
 
-// ANCHOR: reject
 impl AuthFilter {
-    /// Every value the request has for the header `name` (Envoy keeps
-    /// header names in lower case, as the configuration does), as bytes: the
-    /// SDK's `get_http_request_header` returns only the first value, and
-    /// panics when it is not UTF-8. (The SDK decodes header *names* as UTF-8
-    /// too; Envoy refuses a request whose header names are not ASCII before
-    /// any filter runs, and the check script proves it.)
+    /// Every value the request has for the header `name`, as bytes (Envoy
+    /// keeps header names in lower case, as the configuration does). The
+    /// SDK decodes the names as UTF-8, and would panic on one that is not;
+    /// Envoy refuses such a request before any filter runs.
     fn header_values(&self, name: &str) -> Vec<Bytes> {
         self.get_http_request_headers_bytes()
             .into_iter()
@@ -86,11 +72,9 @@ impl AuthFilter {
         Action::Pause
     }
 }
-// ANCHOR_END: reject
 
 impl Context for AuthFilter {}
 
-// ANCHOR: on_http_request_headers
 impl HttpContext for AuthFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(config) = self.config.clone() else {
@@ -114,60 +98,15 @@ impl HttpContext for AuthFilter {
                 log::warn!("request with `{}` more than once", config.header_name);
                 self.reject(400, br#"{"error":"API key sent more than once"}"#)
             }
-            // Never log the key itself, not even an invalid one: clients
-            // paste real keys into the wrong header and into the wrong proxy.
+            // Never log the key, not even an invalid one.
             _ => {
                 log::warn!("request with an unknown API key");
                 self.reject(403, br#"{"error":"invalid API key"}"#)
             }
         }
     }
-    // ANCHOR_END: on_http_request_headers
 
-    // ANCHOR: on_log
     fn on_log(&mut self) {
         log::info!("request completed, verdict {:?}", self.verdict);
-    }
-}
-// ANCHOR_END: on_log
-// ANCHOR_END: whole
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config() -> AuthConfig {
-        let json = br#"{"header_name":"x-api-key","valid_keys":["key-abc123"]}"#;
-        match AuthConfig::parse(Some(json)) {
-            Ok(config) => config,
-            Err(error) => panic!("test config refused: {error}"),
-        }
-    }
-
-    #[test]
-    fn decides_from_raw_bytes() {
-        let config = config();
-        let check = |values: &[&[u8]]| {
-            let values: Vec<Bytes> = values.iter().map(|v| v.to_vec()).collect();
-            check_key(&config, &values)
-        };
-        assert_eq!(check(&[]), Verdict::MissingKey);
-        assert_eq!(check(&[b""]), Verdict::MissingKey);
-        assert_eq!(check(&[b"key-abc123"]), Verdict::Allowed);
-        assert_eq!(check(&[b"key-abc1234"]), Verdict::UnknownKey);
-        assert_eq!(check(&[b"\xff\xfe"]), Verdict::UnknownKey);
-        assert_eq!(check(&[b"key-abc123,key-abc123"]), Verdict::UnknownKey);
-    }
-
-    #[test]
-    fn a_key_sent_twice_is_refused_even_when_valid() {
-        let config = config();
-        for values in [
-            vec![b"key-abc123".to_vec(), b"other".to_vec()],
-            vec![b"other".to_vec(), b"key-abc123".to_vec()],
-            vec![b"key-abc123".to_vec(), b"key-abc123".to_vec()],
-        ] {
-            assert_eq!(check_key(&config, &values), Verdict::RepeatedKey);
-        }
     }
 }

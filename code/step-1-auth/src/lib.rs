@@ -1,5 +1,4 @@
-// ANCHOR: whole
-//! Step 1: an API-key check in front of every request of a route.
+//! An API-key check in front of every request of a route.
 
 mod config;
 mod filter;
@@ -10,17 +9,14 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use std::rc::Rc;
 
-// ANCHOR: main
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_context_id| -> Box<dyn RootContext> {
         Box::new(AuthRoot { config: None })
     });
 }}
-// ANCHOR_END: main
 
-// ANCHOR: root
-/// One per plugin per VM: Envoy runs a VM per worker thread, so each worker
+/// The plugin in one VM. Envoy runs a VM per worker thread, so each worker
 /// has its own root context, configured from the same JSON.
 struct AuthRoot {
     /// `Rc` because every request's filter shares this one copy of the key
@@ -31,15 +27,12 @@ struct AuthRoot {
 impl Context for AuthRoot {}
 
 impl AuthRoot {
-    /// The filter for one request: it gets a new reference to the
-    /// configuration, never a copy of it.
+    /// The filter for one request, with a new reference to the configuration.
     fn new_filter(&self) -> AuthFilter {
         AuthFilter::new(self.config.clone())
     }
 }
-// ANCHOR_END: root
 
-// ANCHOR: on_configure
 impl RootContext for AuthRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         match AuthConfig::parse(self.get_plugin_configuration().as_deref()) {
@@ -60,9 +53,7 @@ impl RootContext for AuthRoot {
             }
         }
     }
-    // ANCHOR_END: on_configure
 
-    // ANCHOR: create_http_context
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(self.new_filter()))
     }
@@ -71,8 +62,6 @@ impl RootContext for AuthRoot {
         Some(ContextType::HttpContext)
     }
 }
-// ANCHOR_END: create_http_context
-// ANCHOR_END: whole
 
 #[cfg(test)]
 mod tests {
