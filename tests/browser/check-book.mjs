@@ -61,17 +61,21 @@ try {
   page.on("requestfailed", (r) => problems.push(`failed to load ${r.url()}`));
   page.on("response", (r) => { if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`); });
 
+  // The first chapter with an admonition, for the style check below.
+  let withAdmonition = null;
   for (const chapter of chapters) {
     problems = [];
     await page.goto(`${base}/${chapter}`, { waitUntil: "networkidle" });
     const title = await page.locator("main h1").first().textContent().catch(() => null);
     if (!title) problems.push("no <h1> in <main>");
+    if (!withAdmonition && (await page.locator(".admonition").count()) > 0) withAdmonition = chapter;
     if (problems.length === 0) pass(`${chapter}: loads with no errors ("${title.trim()}")`);
     else fail(`${chapter}: ${problems.join("; ")}`);
   }
 
   // Admonitions: the admonish stylesheet gives them a border and a title bar.
-  await page.goto(`${base}/deploying.html`, { waitUntil: "networkidle" });
+  if (!withAdmonition) fail("no chapter has an admonition to check the style of");
+  await page.goto(`${base}/${withAdmonition}`, { waitUntil: "networkidle" });
   const styled = await page.evaluate(() => {
     const box = document.querySelector(".admonition");
     const title = box && box.querySelector(".admonition-title");
@@ -85,8 +89,14 @@ try {
     fail(`admonitions are not styled: ${JSON.stringify(styled)}`);
   }
   await page.locator(".admonition").first().scrollIntoViewIfNeeded();
-  await page.screenshot({ path: path.join(artifactDir, "deploying.png"), fullPage: false });
-  pass(`screenshot saved to ${path.join(artifactDir, "deploying.png")}`);
+  await page.screenshot({ path: path.join(artifactDir, "admonition.png"), fullPage: false });
+  // The first page of part one, as a reader meets it.
+  await page.goto(`${base}/hello-plugin.html`, { waitUntil: "networkidle" });
+  await page.setViewportSize({ width: 1100, height: 1500 });
+  await page.screenshot({ path: path.join(artifactDir, "hello-plugin.png"), fullPage: false });
+  await page.locator("img").nth(1).scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(artifactDir, "hello-plugin-envoy.png"), fullPage: false });
+  pass(`screenshots saved in ${artifactDir}`);
 
   // Search.
   await page.goto(`${base}/index.html`, { waitUntil: "networkidle" });

@@ -5,7 +5,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_context_id| -> Box<dyn RootContext> { Box::new(AuthRoot) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(AuthRoot) });
 }}
 
 /// The plugin in one VM: Envoy asks it for a filter for each request.
