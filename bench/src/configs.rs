@@ -56,6 +56,7 @@ fn filter_yaml(filter: &Filter) -> String {
                 vm_config:
                   runtime: envoy.wasm.runtime.v8
                   code: {{ local: {{ filename: "{}" }} }}
+                  environment_variables: {{ host_env_keys: ["AUTH_CACHE_SECRET"] }}
                 configuration:
                   "@type": type.googleapis.com/google.protobuf.StringValue
                   value: '{}'"#,

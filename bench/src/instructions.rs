@@ -60,6 +60,7 @@ impl Counted {
         } else {
             Command::new(envoy)
         };
+        project::envoy::with_step_environment(&mut command);
         command
             .arg("-c")
             .arg(&config_path)

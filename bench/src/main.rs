@@ -320,7 +320,7 @@ fn main() {
         // Everything is about fifty times slower under valgrind.
         "auth_path": "/validate", "timeout_ms": 10000,
         "cache_valid_seconds": 3600, "cache_invalid_seconds": 3600,
-        "cache_secret": "bench-cache-secret-0123456789",
+        "cache_secret_env": "AUTH_CACHE_SECRET",
     })
     .to_string();
     fn wasm<'a>(wasm: &'a std::path::Path, json: &str) -> Filter<'a> {
@@ -455,7 +455,7 @@ fn main() {
             _ => 0.002,
         };
         add(
-            format!("naive copy, {count} keys"),
+            format!("keys copied per request, {count} keys"),
             "keys",
             count,
             1,
@@ -538,7 +538,7 @@ fn main() {
             "header_name": "x-api-key", "auth_cluster": "sink", "auth_authority": "sink",
             "auth_path": "/validate", "timeout_ms": 1000,
             "cache_valid_seconds": seconds, "cache_invalid_seconds": seconds,
-            "cache_secret": "bench-cache-secret-0123456789",
+            "cache_secret_env": "AUTH_CACHE_SECRET",
         })
         .to_string();
         *acts.borrow_mut() = if seconds == 0 {

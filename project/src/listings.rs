@@ -61,6 +61,15 @@ pub fn as_shown(text: &str) -> String {
         .collect()
 }
 
+/// A Rust file without the unit tests at its end (`#[cfg(test)] mod
+/// tests`): the step diffs leave them out, the archives have them.
+pub fn without_tests(text: &str) -> String {
+    match text.find("\n#[cfg(test)]\nmod tests {") {
+        Some(at) => text[..=at].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
 /// The unified diff from `old` to `new` of the file `path`, as `diff -u`
 /// writes it, with two lines of context: enough to find the place, and
 /// fewer lines to read.
@@ -82,6 +91,98 @@ pub fn diff(path: &str, old: &str, new: &str) -> String {
 pub fn apply(old: &str, diff: &str) -> Result<String, String> {
     let patch = diffy::Patch::from_str(diff).map_err(|e| e.to_string())?;
     diffy::apply(old, &patch).map_err(|e| e.to_string())
+}
+
+/// Which step each step of part two grows from: its chapter shows what
+/// changed as a diff. (Step 4 is a new plugin, and `go-auth` step 1 in
+/// another language: their chapters show their files whole.)
+pub const GROWS_FROM: [(&str, &str); 3] = [
+    ("step-2-rate-limit", "step-1-auth"),
+    ("step-3-http-call", "step-1-auth"),
+    ("step-5-global-rate-limit", "step-2-rate-limit"),
+];
+
+/// Every file of a step folder a reader gets, relative to it and sorted:
+/// all but build output (`target/`, a built `.wasm`), which git ignores.
+pub fn folder_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() {
+                if name != "target" {
+                    walk(root, &path, found);
+                }
+            } else if path.extension().is_none_or(|ext| ext != "wasm") {
+                if let Ok(relative) = path.strip_prefix(root) {
+                    found.push(relative.to_path_buf());
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(dir, dir, &mut found);
+    found.sort();
+    found
+}
+
+/// Where the archive of a step folder goes: the book's site serves
+/// `downloads/<step>.tar.gz`.
+pub fn archive_path(step: &str) -> PathBuf {
+    generated_dir()
+        .join("downloads")
+        .join(format!("{step}.tar.gz"))
+}
+
+/// `dir` as a gzipped tar of `<name>/...`, the same bytes for the same
+/// files: sorted, no owner, no time.
+pub fn write_archive(dir: &Path, name: &str, to: &Path) -> Result<(), String> {
+    let file = std::fs::File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    let gzip = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(file, flate2::Compression::best());
+    let mut archive = tar::Builder::new(gzip);
+    archive.mode(tar::HeaderMode::Deterministic);
+    for relative in folder_files(dir) {
+        let path = dir.join(&relative);
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let executable = {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+        };
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(if executable { 0o755 } else { 0o644 });
+        header.set_mtime(0);
+        header.set_cksum();
+        archive
+            .append_data(
+                &mut header,
+                Path::new(name).join(&relative),
+                bytes.as_slice(),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    let gzip = archive.into_inner().map_err(|e| e.to_string())?;
+    gzip.finish().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Unpacks an archive `write_archive` made into `into` (its `<name>/`
+/// folder lands there).
+pub fn unpack_archive(archive: &Path, into: &Path) -> Result<(), String> {
+    let file = std::fs::File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+    // The files get the time of unpacking, not the archive's fixed one:
+    // Cargo would otherwise take sources older than an earlier build in
+    // the same folder for unchanged, and not rebuild.
+    let mut archive_reader = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive_reader.set_preserve_mtime(false);
+    archive_reader
+        .unpack(into)
+        .map_err(|e| format!("{}: {e}", archive.display()))
 }
 
 /// Writes every diff between consecutive stages of part one:
@@ -116,6 +217,92 @@ pub fn generate() -> Result<Vec<PathBuf>, String> {
             written.push(path);
         }
     }
+    written.extend(step_diffs()?);
+    written.extend(pitfall_diffs()?);
+    written.extend(step_archives()?);
+    Ok(written)
+}
+
+/// `src/generated/steps/<step>/<file>.diff` for each file a step of part
+/// two changes from the step it grows from (`GROWS_FROM`).
+fn step_diffs() -> Result<Vec<PathBuf>, String> {
+    let code = crate::repo_root().join("code");
+    let out = generated_dir().join("steps");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    let mut written = Vec::new();
+    for (step, base) in GROWS_FROM {
+        for relative in folder_files(&code.join(step)) {
+            let Ok(old) = std::fs::read_to_string(code.join(base).join(&relative)) else {
+                continue;
+            };
+            let new = std::fs::read_to_string(code.join(step).join(&relative))
+                .map_err(|e| format!("{}: {e}", relative.display()))?;
+            let (old, new) = (
+                without_tests(&as_shown(&old)),
+                without_tests(&as_shown(&new)),
+            );
+            if old == new {
+                continue;
+            }
+            let file = relative.to_string_lossy();
+            let path = out.join(step).join(format!("{file}.diff"));
+            std::fs::create_dir_all(path.parent().unwrap_or(&out))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::write(&path, diff(&file, &old, &new))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
+
+/// `src/generated/pitfalls/<name>.diff` for each naive variant the book
+/// shows: the change from the variant to the step, which is the fix.
+fn pitfall_diffs() -> Result<Vec<PathBuf>, String> {
+    let out = generated_dir().join("pitfalls");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut written = Vec::new();
+    for (name, step, patches) in crate::naive::PITFALLS {
+        let dir = crate::repo_root().join("code").join(step);
+        let mut files: Vec<&str> = patches.iter().map(|p| p.file).collect();
+        files.dedup();
+        let mut text = String::new();
+        for file in files {
+            let fixed = as_shown(
+                &std::fs::read_to_string(dir.join(file))
+                    .map_err(|e| format!("{step}/{file}: {e}"))?,
+            );
+            let mut naive = fixed.clone();
+            for patch in patches.iter().filter(|p| p.file == file) {
+                if naive.matches(patch.from).count() != 1 {
+                    return Err(format!(
+                        "{name}: `{}` is not once in {step}/{file}",
+                        patch.from
+                    ));
+                }
+                naive = naive.replacen(patch.from, patch.to, 1);
+            }
+            text.push_str(&diff(file, &naive, &fixed));
+        }
+        let path = out.join(format!("{name}.diff"));
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// `src/generated/downloads/<step>.tar.gz` for every step folder.
+fn step_archives() -> Result<Vec<PathBuf>, String> {
+    let dir = generated_dir().join("downloads");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut written = Vec::new();
+    for step in crate::step::Step::all() {
+        let path = archive_path(&step.name);
+        write_archive(&step.dir, &step.name, &path)?;
+        written.push(path);
+    }
     Ok(written)
 }
 
@@ -138,15 +325,40 @@ mod tests {
         let shown = as_shown(old);
         assert_eq!(shown, "a\nb\nc\nd\n");
         let diff = diff("src/lib.rs", &shown, new);
-        assert!(diff.starts_with("--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ "), "{diff}");
+        assert!(
+            diff.starts_with("--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ "),
+            "{diff}"
+        );
         assert_eq!(apply(&shown, &diff).as_deref(), Ok(new));
         assert!(apply("x\ny\n", &diff).is_err());
+    }
+
+    #[test]
+    fn an_archive_holds_the_folder_and_nothing_built() {
+        let step = crate::repo_root().join("code/step-1-auth");
+        let dir = std::env::temp_dir().join(format!("listings-archive-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let (first, second) = (dir.join("a.tar.gz"), dir.join("b.tar.gz"));
+        for archive in [&first, &second] {
+            write_archive(&step, "step-1-auth", archive).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+        assert_eq!(read(&first), read(&second), "the same bytes twice");
+        unpack_archive(&first, &dir).unwrap_or_else(|e| panic!("{e}"));
+        let unpacked = folder_files(&dir.join("step-1-auth"));
+        assert_eq!(unpacked, folder_files(&step));
+        assert!(unpacked.iter().all(|p| !p.starts_with("target")));
+        assert!(unpacked.iter().any(|p| p == Path::new("src/lib.rs")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn part_one_ends_in_step_1() {
         let stages = part_one_stages();
         assert!(stages.len() >= 2, "{stages:?}");
-        assert!(stages.last().is_some_and(|s| s.ends_with("code/step-1-auth")));
+        assert!(stages
+            .last()
+            .is_some_and(|s| s.ends_with("code/step-1-auth")));
     }
 }

@@ -61,16 +61,42 @@ try {
   page.on("requestfailed", (r) => problems.push(`failed to load ${r.url()}`));
   page.on("response", (r) => { if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`); });
 
-  // The first chapter with an admonition, for the style check below.
+  // The first chapter with an admonition, for the style check below; and
+  // every archive a chapter links to.
   let withAdmonition = null;
+  const archives = new Set();
   for (const chapter of chapters) {
     problems = [];
     await page.goto(`${base}/${chapter}`, { waitUntil: "networkidle" });
     const title = await page.locator("main h1").first().textContent().catch(() => null);
     if (!title) problems.push("no <h1> in <main>");
     if (!withAdmonition && (await page.locator(".admonition").count()) > 0) withAdmonition = chapter;
+    for (const href of await page.locator('a[href$=".tar.gz"]').evaluateAll((links) => links.map((a) => a.href))) {
+      archives.add(href);
+    }
+    // Commands a reader types (bash blocks not captioned as a file) fit the
+    // page at its default width: no horizontal scrolling.
+    const wide = await page.locator("main pre").evaluateAll((pres) => pres
+      .filter((pre) => pre.querySelector("code.language-bash"))
+      .filter((pre) => !(pre.previousElementSibling && pre.previousElementSibling.querySelector(".filename")))
+      .filter((pre) => pre.scrollWidth > pre.clientWidth + 1)
+      .map((pre) => pre.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "")));
+    for (const line of wide) problems.push(`a command scrolls sideways: ${line.trim()}`);
     if (problems.length === 0) pass(`${chapter}: loads with no errors ("${title.trim()}")`);
     else fail(`${chapter}: ${problems.join("; ")}`);
+  }
+
+  // The step archives download, as gzip, the same bytes as the built site holds.
+  if (archives.size === 0) fail("no chapter links to a step archive");
+  for (const href of archives) {
+    const response = await page.request.get(href);
+    const body = await response.body();
+    const local = fs.readFileSync(path.join(bookDir, new URL(href).pathname));
+    if (response.status() === 200 && body[0] === 0x1f && body[1] === 0x8b && body.equals(local)) {
+      pass(`${new URL(href).pathname} downloads (${body.length} bytes of gzip)`);
+    } else {
+      fail(`${href}: status ${response.status()}, ${body.length} bytes`);
+    }
   }
 
   // Admonitions: the admonish stylesheet gives them a border and a title bar.

@@ -227,6 +227,10 @@ pub fn normalise_output(text: &str) -> String {
             if lower.starts_with("date: ") {
                 return "date: <date>".to_owned();
             }
+            // `cargo test`'s summary ends with its time.
+            if let Some((summary, _)) = line.split_once("; finished in ") {
+                return format!("{summary}; finished in <time>");
+            }
             let line = replace_json_value(line, "\"x-request-id\":[\"", "<id>");
             replace_json_value(&line, "\"user-agent\":[\"curl/", "<version>")
         })
@@ -278,9 +282,17 @@ mod tests {
         assert_eq!(
             actions,
             [
-                Action::ApplyDiff { path: "src/lib.rs".into(), diff: "--- a/src/lib.rs".into() },
-                Action::RunInSecondTerminal { commands: "envoy -c envoy.yaml".into(), chapter: "c.md".into() },
-                Action::ExpectLogLines { captured: "x/log.txt".into() },
+                Action::ApplyDiff {
+                    path: "src/lib.rs".into(),
+                    diff: "--- a/src/lib.rs".into()
+                },
+                Action::RunInSecondTerminal {
+                    commands: "envoy -c envoy.yaml".into(),
+                    chapter: "c.md".into()
+                },
+                Action::ExpectLogLines {
+                    captured: "x/log.txt".into()
+                },
             ]
         );
     }

@@ -174,54 +174,6 @@ pub fn assert_matches(relative: &str, actual: &str) {
     );
 }
 
-/// Sizes change a little with every compiler release, so this capture is
-/// compared with a tolerance: it fails when a size moved by more than 10 %
-/// (or a step appeared or vanished), which is when the book's number misleads.
-pub fn check_or_update_sizes(relative: &str, sizes: &[(String, u64)]) {
-    let table: String = std::iter::once("| step | `.wasm` size |\n|---|---|\n".to_owned())
-        .chain(sizes.iter().map(|(step, bytes)| {
-            format!(
-                "| {step} | {:.0} KiB ({bytes} bytes) |\n",
-                *bytes as f64 / 1024.0
-            )
-        }))
-        .collect();
-    let path = paths::repo_root().join("src/captured").join(relative);
-    if updating() {
-        std::fs::write(&path, table).expect("write capture");
-        return;
-    }
-    let committed = committed(&path);
-    let committed_sizes: Vec<(String, u64)> = committed
-        .lines()
-        .skip(2)
-        .filter_map(|line| {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let bytes = cells
-                .get(2)?
-                .split('(')
-                .nth(1)?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()?;
-            Some((cells.get(1)?.to_string(), bytes))
-        })
-        .collect();
-    let close = committed_sizes.len() == sizes.len()
-        && committed_sizes
-            .iter()
-            .zip(sizes)
-            .all(|((a_step, a), (b_step, b))| {
-                a_step == b_step && (*a as f64 - *b as f64).abs() <= 0.1 * *a as f64
-            });
-    assert!(
-        close,
-        "{} no longer matches the built sizes; run `cargo xtask capture`.\n--- committed\n{committed}\n--- now\n{table}",
-        path.display()
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,6 +165,7 @@ impl Envoy {
         let config_path = dir.join("envoy.yaml");
         std::fs::write(&config_path, config.text()).expect("write Envoy config");
         let mut command = Command::new(paths::envoy_binary());
+        project::envoy::with_step_environment(&mut command);
         command
             .arg("-c")
             .arg(&config_path)

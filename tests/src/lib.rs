@@ -5,6 +5,7 @@ pub mod book;
 pub mod broken_service;
 pub mod capture;
 pub mod envoy;
+pub mod file_server;
 pub mod http;
 pub mod http2;
 pub mod load;

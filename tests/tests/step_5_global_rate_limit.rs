@@ -439,3 +439,49 @@ fn envoys_rate_limit_filter_fails_closed_when_told_to() {
     );
     assert_eq!(get(stack.envoy.port, KEY).status, 200);
 }
+
+/// The naive variant reads the status message for its log line, with the
+/// SDK's `get_grpc_status`: a message that is not UTF-8 panics it.
+#[test]
+fn reading_the_grpc_message_crashes_the_naive_variant() {
+    use harness::variants::{self, naive};
+    let wasm = variants::build(STEP, "grpc-status-message", &[naive::READ_GRPC_MESSAGE]);
+    let server = BrokenService::start(Behaviour::GrpcErrorNotUtf8);
+    let config = EnvoyConfig::for_step_file(STEP, "envoy.yaml");
+    let stack = Stack::start_config(
+        "step5-naive-grpc-message",
+        STEP,
+        config,
+        &wasm,
+        1,
+        &AuthService::InConfig,
+        |config| config.replace_port(ports::RATE_LIMIT_SERVICE, server.port),
+    )
+    .unwrap_or_else(|log| panic!("{log}"));
+    let port = stack.envoy.port;
+    std::thread::spawn(move || http::get(port, "/api/users", &[("x-api-key", KEY.as_bytes())]));
+    let panicked = project::wait::until(Duration::from_secs(5), || {
+        stack.envoy.log().contains("panicked at")
+    });
+    assert!(
+        panicked,
+        "the naive variant did not panic:\n{}",
+        stack.envoy.log()
+    );
+}
+
+/// The chapter and the step's README install the rate limit service the
+/// tests run, at the same pinned version.
+#[test]
+fn the_book_installs_the_rate_limit_service_the_tests_run() {
+    let pin = format!("version={}\n", project::rate_limit::VERSION);
+    let install = format!("go install {}@$version", project::rate_limit::MODULE);
+    for file in [
+        "src/fleet-rate-limit.md",
+        "code/step-5-global-rate-limit/README.md",
+    ] {
+        let text = std::fs::read_to_string(harness::paths::repo_root().join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(text.contains(&pin) && text.contains(&install), "{file}");
+    }
+}

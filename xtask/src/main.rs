@@ -5,6 +5,7 @@ mod bench;
 mod book;
 mod capture;
 mod compat;
+mod preprocess;
 mod run;
 mod steps;
 mod test;
@@ -47,6 +48,12 @@ enum Command {
     /// Measure host compatibility (Envoy releases, the ABI, Loom); rewrites
     /// src/captured/host-compatibility.md
     Compat,
+    /// mdBook's preprocessor for this book (book.toml runs it)
+    #[command(hide = true)]
+    Preprocess {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() {
@@ -57,6 +64,7 @@ fn main() {
         Command::Capture => capture::run(),
         Command::Bench => bench::run(false),
         Command::Compat => compat::run(),
+        Command::Preprocess { args } => preprocess::run(&args),
     };
     if let Err(error) = result {
         eprintln!("\nxtask: {error}");

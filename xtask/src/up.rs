@@ -51,7 +51,7 @@ pub fn run(name: &str) -> Result {
         ports::ADMIN,
         ports::ECHO_BACKEND
     ));
-    let envoy = Command::new(project::envoy::binary()?)
+    let envoy = project::envoy::with_step_environment(&mut Command::new(project::envoy::binary()?))
         .args(["-c", "envoy.yaml", "--concurrency", "2"])
         .args(["--component-log-level", "wasm:debug"])
         .current_dir(&step.dir)

@@ -4,7 +4,6 @@ use serde::{Deserialize, Deserializer};
 use std::collections::HashSet;
 use std::fmt;
 
-// ANCHOR: raw_config
 /// The JSON the operator writes in the proxy configuration.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,9 +16,7 @@ struct RawConfig {
     #[serde(default = "default_window_seconds")]
     window_seconds: u64,
 }
-// ANCHOR_END: raw_config
 
-// ANCHOR: defaults
 /// Used when the configuration leaves the limit out: 100 requests per key
 /// per minute.
 fn default_requests_per_window() -> u64 {
@@ -33,7 +30,6 @@ fn default_window_seconds() -> u64 {
 /// A day: longer windows are better served by a quota system than by a
 /// counter in the proxy's memory.
 pub const MAX_WINDOW_SECONDS: u64 = 86_400;
-// ANCHOR_END: defaults
 
 /// The checked configuration every request of this VM reads.
 #[derive(Debug)]
@@ -56,7 +52,6 @@ pub struct RateLimit {
 pub enum ConfigError {
     Missing,
     Json(String),
-    EmptyHeaderName,
     BadHeaderName,
     NoKeys,
     EmptyKey,
@@ -69,9 +64,8 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::Missing => write!(f, "no plugin configuration was provided"),
             ConfigError::Json(reason) => write!(f, "configuration is not valid: {reason}"),
-            ConfigError::EmptyHeaderName => write!(f, "`header_name` must not be empty"),
             ConfigError::BadHeaderName => {
-                write!(f, "`header_name` may only contain letters, digits and -_.")
+                write!(f, "`header_name` must be letters, digits and -_.")
             }
             ConfigError::NoKeys => write!(f, "`valid_keys` must list at least one key"),
             ConfigError::EmptyKey => write!(f, "`valid_keys` must not contain an empty key"),
@@ -91,13 +85,8 @@ impl AuthConfig {
             serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))?;
 
         let header_name = raw.header_name.trim().to_ascii_lowercase();
-        if header_name.is_empty() {
-            return Err(ConfigError::EmptyHeaderName);
-        }
-        if !header_name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
+        let letters = |b: u8| b.is_ascii_alphanumeric() || b"-_.".contains(&b);
+        if header_name.is_empty() || !header_name.bytes().all(letters) {
             return Err(ConfigError::BadHeaderName);
         }
         if raw.valid_keys.is_empty() {
@@ -173,7 +162,7 @@ mod tests {
         let cases = [
             (
                 r#"{"header_name":" ","valid_keys":["a"]}"#,
-                ConfigError::EmptyHeaderName,
+                ConfigError::BadHeaderName,
             ),
             (
                 r#"{"header_name":"x y","valid_keys":["a"]}"#,

@@ -1,4 +1,3 @@
-// ANCHOR: all
 //! The per-request part: one `AuthFilter` for each HTTP request.
 
 use crate::config::AuthConfig;
@@ -41,10 +40,8 @@ impl AuthFilter {
     }
 }
 
-/// Decides from every value of the key header, as raw bytes. A value that
-/// is not UTF-8 cannot be one of the configured keys (they are JSON
-/// strings), so it is unknown. A key sent twice is refused even when one of
-/// the two is valid: the upstream might read the other one.
+/// Decides from every value of the key header, as bytes. A key sent twice
+/// is refused even when one is valid: the upstream might read the other.
 fn check_key(config: &AuthConfig, values: &[Bytes]) -> Verdict {
     match values {
         [] => Verdict::MissingKey,
@@ -58,12 +55,10 @@ fn check_key(config: &AuthConfig, values: &[Bytes]) -> Verdict {
 }
 
 impl AuthFilter {
-    /// Every value the request has for the header `name` (Envoy keeps
-    /// header names in lower case, as the configuration does), as bytes: the
-    /// SDK's `get_http_request_header` returns only the first value, and
-    /// panics when it is not UTF-8. (The SDK decodes header *names* as UTF-8
-    /// too; Envoy refuses a request whose header names are not ASCII before
-    /// any filter runs, and the check script proves it.)
+    /// Every value the request has for the header `name`, as bytes (Envoy
+    /// keeps header names in lower case, as the configuration does). The
+    /// SDK decodes the names as UTF-8, and would panic on one that is not;
+    /// Envoy refuses such a request before any filter runs.
     fn header_values(&self, name: &str) -> Vec<Bytes> {
         self.get_http_request_headers_bytes()
             .into_iter()
@@ -83,7 +78,6 @@ impl AuthFilter {
     }
 }
 
-// ANCHOR: count_request
 impl AuthFilter {
     /// Runs after authentication, so only valid keys are ever counted and a
     /// client sending random keys cannot fill the shared data.
@@ -121,9 +115,7 @@ impl AuthFilter {
         }
     }
 }
-// ANCHOR_END: count_request
 
-// ANCHOR: headers
 /// `RateLimit-Policy` and `RateLimit` as in the IETF draft
 /// "RateLimit header fields for HTTP": quota `q` per window `w` seconds;
 /// `r` requests remaining, window resets in `t` seconds.
@@ -137,7 +129,6 @@ fn policy_header(config: &AuthConfig) -> String {
 fn quota_header(remaining: u64, reset: u64) -> String {
     format!("\"per-key\";r={remaining};t={reset}")
 }
-// ANCHOR_END: headers
 
 impl Context for AuthFilter {}
 
@@ -166,8 +157,7 @@ impl HttpContext for AuthFilter {
                 log::warn!("request with `{}` more than once", config.header_name);
                 self.reject(400, br#"{"error":"API key sent more than once"}"#)
             }
-            // Never log the key itself, not even an invalid one: clients
-            // paste real keys into the wrong header and into the wrong proxy.
+            // Never log the key, not even an invalid one.
             _ => {
                 log::warn!("request with an unknown API key");
                 self.reject(403, br#"{"error":"invalid API key"}"#)
@@ -175,7 +165,6 @@ impl HttpContext for AuthFilter {
         }
     }
 
-    // ANCHOR: on_http_response_headers
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         if let (Some(quota), Some(config)) = (&self.quota, &self.config) {
             self.set_http_response_header("ratelimit-policy", Some(&policy_header(config)));
@@ -183,7 +172,6 @@ impl HttpContext for AuthFilter {
         }
         Action::Continue
     }
-    // ANCHOR_END: on_http_response_headers
 
     fn on_log(&mut self) {
         log::info!("request completed, verdict {:?}", self.verdict);
@@ -218,4 +206,3 @@ mod tests {
         assert_eq!(check(&[b"other", b"key-abc123"]), Verdict::RepeatedKey);
     }
 }
-// ANCHOR_END: all

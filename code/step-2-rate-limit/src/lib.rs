@@ -18,7 +18,7 @@ proxy_wasm::main! {{
     });
 }}
 
-/// One per plugin per VM: Envoy runs a VM per worker thread, so each worker
+/// The plugin in one VM. Envoy runs a VM per worker thread, so each worker
 /// has its own root context, configured from the same JSON.
 struct AuthRoot {
     /// `Rc` because every request's filter shares this one copy of the key
@@ -29,8 +29,7 @@ struct AuthRoot {
 impl Context for AuthRoot {}
 
 impl AuthRoot {
-    /// The filter for one request: it gets a new reference to the
-    /// configuration, never a copy of it.
+    /// The filter for one request, with a new reference to the configuration.
     fn new_filter(&self) -> AuthFilter {
         AuthFilter::new(self.config.clone())
     }
@@ -47,13 +46,11 @@ impl RootContext for AuthRoot {
                     config.limit.requests,
                     config.limit.window_seconds
                 );
-                // ANCHOR: ensure_counters
                 for key in &config.valid_keys {
                     if let Err(status) = limiter::ensure_counter(key) {
                         log::warn!("could not create a rate-limit counter: {status:?}");
                     }
                 }
-                // ANCHOR_END: ensure_counters
                 self.config = Some(Rc::new(config));
                 true
             }

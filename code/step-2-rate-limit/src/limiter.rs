@@ -1,4 +1,3 @@
-// ANCHOR: all
 //! Per-key fixed-window counting in the proxy's shared data, so all of
 //! Envoy's worker VMs count together.
 
@@ -221,4 +220,3 @@ mod tests {
         assert_eq!(Counter::from_bytes(&[0; 17]), None, "too long");
     }
 }
-// ANCHOR_END: all

@@ -2,11 +2,10 @@
 
 use crate::cache::{Answer, KeyedDigest};
 use hmac::Mac;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;
 
-// ANCHOR: raw_config
 /// The JSON the operator writes in the proxy configuration. The keys are no
 /// longer here: the auth service knows them.
 #[derive(Deserialize)]
@@ -30,10 +29,12 @@ struct RawConfig {
     /// The most answers the cache holds (see `cache.rs`).
     #[serde(default = "default_cache_slots")]
     cache_slots: u32,
-    /// The HMAC key that names an API key in the cache; needed when answers
-    /// are cached.
-    #[serde(default, deserialize_with = "secret")]
-    cache_secret: Option<String>,
+    /// The environment variable that holds the HMAC key naming an API key
+    /// in the cache, needed when answers are cached. The secret itself is in
+    /// no configuration: Envoy passes the variable into the VM
+    /// (`vm_config.environment_variables.host_env_keys`).
+    #[serde(default)]
+    cache_secret_env: Option<String>,
 }
 
 fn default_auth_path() -> String {
@@ -47,7 +48,6 @@ fn default_timeout_ms() -> u64 {
 }
 
 pub const MAX_TIMEOUT_MS: u64 = 10_000;
-// ANCHOR_END: raw_config
 
 // ANCHOR: cache_defaults
 /// A revoked key keeps working for at most this long.
@@ -110,14 +110,13 @@ impl CacheSettings {
 pub enum ConfigError {
     Missing,
     Json(String),
-    EmptyHeaderName,
     BadHeaderName,
     Empty(&'static str),
     BadPath,
     BadTimeout,
     BadCacheSeconds,
     BadCacheSlots,
-    ShortCacheSecret,
+    ShortCacheSecret(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -125,9 +124,8 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::Missing => write!(f, "no plugin configuration was provided"),
             ConfigError::Json(reason) => write!(f, "configuration is not valid: {reason}"),
-            ConfigError::EmptyHeaderName => write!(f, "`header_name` must not be empty"),
             ConfigError::BadHeaderName => {
-                write!(f, "`header_name` may only contain letters, digits and -_.")
+                write!(f, "`header_name` must be letters, digits and -_.")
             }
             ConfigError::Empty(field) => write!(f, "`{field}` must not be empty"),
             ConfigError::BadPath => write!(f, "`auth_path` must start with `/`"),
@@ -141,29 +139,29 @@ impl fmt::Display for ConfigError {
             ConfigError::BadCacheSlots => {
                 write!(f, "`cache_slots` must be between 1 and {MAX_CACHE_SLOTS}")
             }
-            ConfigError::ShortCacheSecret => write!(
+            ConfigError::ShortCacheSecret(variable) => write!(
                 f,
-                "answers are cached, so `cache_secret` must be set, at least \
-                 {MIN_CACHE_SECRET_BYTES} bytes"
+                "answers are cached, so `cache_secret_env` must name an environment \
+                 variable that holds at least {MIN_CACHE_SECRET_BYTES} bytes (now: `{variable}`)"
             ),
         }
     }
 }
 
 impl AuthConfig {
-    pub fn parse(bytes: Option<&[u8]>) -> Result<Self, ConfigError> {
+    /// `environment` reads a variable of the VM's environment (`std::env::var`
+    /// in the plugin).
+    pub fn parse(
+        bytes: Option<&[u8]>,
+        environment: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let bytes = bytes.ok_or(ConfigError::Missing)?;
         let raw: RawConfig =
             serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))?;
 
         let header_name = raw.header_name.trim().to_ascii_lowercase();
-        if header_name.is_empty() {
-            return Err(ConfigError::EmptyHeaderName);
-        }
-        if !header_name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
+        let letters = |b: u8| b.is_ascii_alphanumeric() || b"-_.".contains(&b);
+        if header_name.is_empty() || !header_name.bytes().all(letters) {
             return Err(ConfigError::BadHeaderName);
         }
         for (field, value) in [
@@ -189,15 +187,18 @@ impl AuthConfig {
             return Err(ConfigError::BadCacheSlots);
         }
         let caches = raw.cache_valid_seconds > 0 || raw.cache_invalid_seconds > 0;
-        let keyed_digest = match (caches, raw.cache_secret) {
+        let keyed_digest = match (caches, raw.cache_secret_env) {
             (false, _) => None,
-            (true, Some(secret)) if secret.len() >= MIN_CACHE_SECRET_BYTES => Some(
+            (true, Some(variable)) => {
+                let refused = || ConfigError::ShortCacheSecret(variable.clone());
+                let secret = environment(&variable)
+                    .filter(|secret| secret.len() >= MIN_CACHE_SECRET_BYTES)
+                    .ok_or_else(refused)?;
                 // HMAC takes keys of any length, so this never fails; were
                 // it to, the configuration is refused, never a request.
-                KeyedDigest::new_from_slice(secret.as_bytes())
-                    .map_err(|_| ConfigError::ShortCacheSecret)?,
-            ),
-            (true, _) => return Err(ConfigError::ShortCacheSecret),
+                Some(KeyedDigest::new_from_slice(secret.as_bytes()).map_err(|_| refused())?)
+            }
+            (true, None) => return Err(ConfigError::ShortCacheSecret("not set".into())),
         };
 
         Ok(AuthConfig {
@@ -216,26 +217,20 @@ impl AuthConfig {
     }
 }
 
-/// serde's type errors quote the value, which here is a secret: replace
-/// them with a message that quotes nothing.
-fn secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    let value = serde_json::Value::deserialize(deserializer)?;
-    serde_json::from_value(value)
-        .map_err(|_| serde::de::Error::custom("`cache_secret` must be a string"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(json: &str) -> Result<AuthConfig, ConfigError> {
-        AuthConfig::parse(Some(json.as_bytes()))
+        let environment =
+            |name: &str| (name == "CACHE_SECRET").then(|| "cache-secret-0123456789".to_owned());
+        AuthConfig::parse(Some(json.as_bytes()), environment)
     }
 
     #[test]
     fn accepts_a_good_config_with_defaults() {
         let json = r#"{"header_name":"X-API-Key","auth_cluster":"auth","auth_authority":"auth",
-            "cache_secret":"cache-secret-0123456789"}"#;
+            "cache_secret_env":"CACHE_SECRET"}"#;
         let Ok(config) = parse(json) else {
             panic!("a good configuration was refused");
         };
@@ -253,28 +248,33 @@ mod tests {
     #[test]
     fn a_cache_needs_a_secret_and_no_cache_needs_none() {
         let base = r#""header_name":"x","auth_cluster":"a","auth_authority":"a""#;
-        let short = format!(r#"{{{base},"cache_secret":"short"}}"#);
-        let missing = format!("{{{base}}}");
-        for json in [short, missing] {
+        for (json, variable) in [
+            (
+                format!(r#"{{{base},"cache_secret_env":"NOT_SET"}}"#),
+                "NOT_SET",
+            ),
+            (format!("{{{base}}}"), "not set"),
+        ] {
             assert_eq!(
                 parse(&json).err(),
-                Some(ConfigError::ShortCacheSecret),
+                Some(ConfigError::ShortCacheSecret(variable.into())),
                 "{json}"
             );
         }
         let off = format!(r#"{{{base},"cache_valid_seconds":0,"cache_invalid_seconds":0}}"#);
         assert!(parse(&off).is_ok_and(|config| config.cache.keyed_digest.is_none()));
-        let typed = format!(r#"{{{base},"cache_secret":["secret-key"]}}"#);
-        let message = parse(&typed)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(!message.contains("secret-key"), "{message}");
+        let message = parse(&format!(r#"{{{base},"cache_secret_env":"CACHE_SECRET"}}"#))
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(message.is_empty(), "{message}");
     }
 
     #[test]
     fn refuses_every_bad_config() {
-        assert_eq!(AuthConfig::parse(None).err(), Some(ConfigError::Missing));
+        assert_eq!(
+            AuthConfig::parse(None, |_| None).err(),
+            Some(ConfigError::Missing)
+        );
         for json in [
             "{not json",
             r#"{"header_name":"x","auth_cluster":"a"}"#,
@@ -289,7 +289,7 @@ mod tests {
         let cases = [
             (
                 r#"{"header_name":"","auth_cluster":"a","auth_authority":"a"}"#,
-                ConfigError::EmptyHeaderName,
+                ConfigError::BadHeaderName,
             ),
             (
                 r#"{"header_name":"x:","auth_cluster":"a","auth_authority":"a"}"#,

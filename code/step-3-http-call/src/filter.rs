@@ -1,4 +1,3 @@
-// ANCHOR: all
 //! The per-request part: one `AuthFilter` for each HTTP request, which asks
 //! the auth service about the key and waits for its answer.
 
@@ -478,4 +477,3 @@ mod tests {
         );
     }
 }
-// ANCHOR_END: all

@@ -19,7 +19,7 @@ proxy_wasm::main! {{
     });
 }}
 
-/// One per plugin per VM: Envoy runs a VM per worker thread, so each worker
+/// The plugin in one VM. Envoy runs a VM per worker thread, so each worker
 /// has its own root context, configured from the same JSON.
 struct AuthRoot {
     /// `Rc` because every request's filter shares this one copy of the
@@ -33,7 +33,9 @@ impl Context for AuthRoot {}
 
 impl RootContext for AuthRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        match AuthConfig::parse(self.get_plugin_configuration().as_deref()) {
+        match AuthConfig::parse(self.get_plugin_configuration().as_deref(), |name| {
+            std::env::var(name).ok()
+        }) {
             Ok(config) => {
                 log::info!(
                     "configured, header `{}`, auth service cluster `{}`, timeout {:?}, \

@@ -19,7 +19,8 @@ struct RawConfig {
     /// The largest body accepted; a longer one is refused with 413.
     max_body_bytes: u64,
     /// When set, the sender also signs the time it sent the request (Unix
-    /// seconds in this header), and old requests cannot be replayed.
+    /// seconds in this header): a request older than the tolerance is
+    /// refused, so a replay works only within it.
     #[serde(default)]
     timestamp_header: Option<String>,
     #[serde(default)]
@@ -56,7 +57,6 @@ pub struct TimestampRule {
     pub tolerance_seconds: u64,
 }
 
-// ANCHOR: config_error
 /// Why a configuration was refused. A secret is named by its position in
 /// the list, never quoted.
 #[derive(Debug, PartialEq)]
@@ -132,9 +132,7 @@ impl fmt::Display for ConfigError {
         }
     }
 }
-// ANCHOR_END: config_error
 
-// ANCHOR: parse
 impl SignatureConfig {
     pub fn parse(bytes: Option<&[u8]>) -> Result<Self, ConfigError> {
         let bytes = bytes.ok_or(ConfigError::Missing)?;
@@ -211,7 +209,6 @@ fn header_name(name: &str, field: &'static str) -> Result<String, ConfigError> {
         Err(ConfigError::BadHeaderName(field))
     }
 }
-// ANCHOR_END: parse
 
 #[cfg(test)]
 mod tests {

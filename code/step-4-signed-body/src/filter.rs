@@ -53,7 +53,6 @@ impl SignatureFilter {
 }
 // ANCHOR_END: filter
 
-// ANCHOR: reject
 impl SignatureFilter {
     /// Every value of the header `name`, as bytes (see step 1).
     fn header_values(&self, name: &str) -> Vec<Bytes> {
@@ -78,7 +77,6 @@ impl SignatureFilter {
         Action::Pause
     }
 }
-// ANCHOR_END: reject
 
 // ANCHOR: header_checks
 impl SignatureFilter {

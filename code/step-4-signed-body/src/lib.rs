@@ -25,7 +25,6 @@ struct SignatureRoot {
 
 impl Context for SignatureRoot {}
 
-// ANCHOR: on_configure
 impl RootContext for SignatureRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         match SignatureConfig::parse(self.get_plugin_configuration().as_deref()) {
@@ -54,7 +53,6 @@ impl RootContext for SignatureRoot {
             }
         }
     }
-    // ANCHOR_END: on_configure
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(SignatureFilter::new(self.config.clone())))

@@ -91,7 +91,6 @@ impl Verifier {
 }
 // ANCHOR_END: verifier
 
-// ANCHOR: parse_timestamp
 /// Unix seconds, ASCII digits only: no sign, no spaces, no fraction.
 pub fn parse_timestamp(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > 12 || !value.iter().all(u8::is_ascii_digit) {
@@ -99,7 +98,6 @@ pub fn parse_timestamp(value: &[u8]) -> Option<u64> {
     }
     std::str::from_utf8(value).ok()?.parse().ok()
 }
-// ANCHOR_END: parse_timestamp
 
 #[cfg(test)]
 mod tests {

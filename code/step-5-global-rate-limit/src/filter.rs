@@ -1,4 +1,3 @@
-// ANCHOR: all
 //! The per-request part: one `AuthFilter` for each HTTP request.
 
 use crate::config::{AuthConfig, Counter, ServiceConfig};
@@ -72,10 +71,8 @@ impl AuthFilter {
     }
 }
 
-/// Decides from every value of the key header, as raw bytes. A value that
-/// is not UTF-8 cannot be one of the configured keys (they are JSON
-/// strings), so it is unknown. A key sent twice is refused even when one of
-/// the two is valid: the upstream might read the other one.
+/// Decides from every value of the key header, as bytes. A key sent twice
+/// is refused even when one is valid: the upstream might read the other.
 fn check_key(config: &AuthConfig, values: &[Bytes]) -> Verdict {
     match values {
         [] => Verdict::MissingKey,
@@ -321,8 +318,7 @@ impl HttpContext for AuthFilter {
                     br#"{"error":"API key sent more than once"}"#,
                 )
             }
-            // Never log the key itself, not even an invalid one: clients
-            // paste real keys into the wrong header and into the wrong proxy.
+            // Never log the key, not even an invalid one.
             _ => {
                 log::warn!("request with an unknown API key");
                 self.reject(403, Vec::new(), br#"{"error":"invalid API key"}"#)
@@ -342,7 +338,6 @@ impl HttpContext for AuthFilter {
         log::info!("request completed, verdict {:?}", self.verdict);
     }
 }
-// ANCHOR_END: all
 
 #[cfg(test)]
 mod tests {

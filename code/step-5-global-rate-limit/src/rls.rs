@@ -1,4 +1,3 @@
-// ANCHOR: all
 //! The part of Envoy's rate limit service API (RLS) this plugin uses:
 //! `envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`.
 //!
@@ -136,7 +135,6 @@ impl Duration {
         }
     }
 }
-// ANCHOR_END: all
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,9 @@
-//! The naive variants of the steps that the Hardening chapter shows: each is
-//! a step's own sources (or configuration) with a few exact replacements,
-//! and tests/tests/hardening.rs proves each one fails where the step passes.
-//! The book includes these definitions, so they live here, apart from the
-//! harness code that applies them (tests/src/variants.rs).
+//! The naive variants of the steps: each is a step's own sources (or
+//! configuration) with a few exact replacements. The harness builds them
+//! (tests/src/variants.rs) and proves each one fails where the step passes
+//! (tests/tests/hardening.rs and others); the book shows each as the diff
+//! from the variant to the step (`listings.rs` writes them), in the Pitfalls
+//! chapter.
 
 /// Replace `from` by `to` in `file` (relative to the step folder); `from`
 /// must occur exactly once, so a change to the step that a variant no
@@ -15,7 +16,6 @@ pub struct Patch {
 
 /// Step 1 reading the key with the SDK's `String` getter, which panics on a
 /// value that is not UTF-8.
-// ANCHOR: naive_non_utf8
 pub const READ_HEADER_AS_STRING: Patch = Patch {
     file: "src/filter.rs",
     from: "let values = self.header_values(&config.header_name);",
@@ -25,28 +25,27 @@ pub const READ_HEADER_AS_STRING: Patch = Patch {
             .map(String::into_bytes)
             .collect();",
 };
-// ANCHOR_END: naive_non_utf8
 
 /// Step 1 logging the key it refused.
-// ANCHOR: naive_logging
 pub const LOG_THE_KEY: Patch = Patch {
     file: "src/filter.rs",
     from: r#"log::warn!("request with an unknown API key");"#,
     to: r#"log::warn!("request with an unknown API key: {}",
                     String::from_utf8_lossy(values.concat().as_slice()));"#,
 };
-// ANCHOR_END: naive_logging
 
-// ANCHOR: naive_public_route
 /// Step 1's config without the route rule that drops a forged status
 /// header on the route where the plugin does not run.
-pub const PUBLIC_ROUTE_WITHOUT_RULE: (&str, &str) =
-    ("request_headers_to_remove: [\"x-auth-status\"]", "");
-// ANCHOR_END: naive_public_route
+pub const PUBLIC_ROUTE_WITHOUT_RULE: Patch = Patch {
+    file: "envoy.yaml",
+    from: "                # The plugin does not run here, so it cannot strip a forged
+                # status header: the route does it instead.
+                request_headers_to_remove: [\"x-auth-status\"]
+",
+    to: "",
+};
 
-/// Step 1 made to copy its key set into every request, as the tutorial this
-/// book started from did.
-// ANCHOR: naive_copy
+/// Step 1 made to copy its key set into every request.
 pub const COPY_KEYS_PER_REQUEST: [Patch; 2] = [
     Patch {
         file: "src/config.rs",
@@ -59,9 +58,7 @@ pub const COPY_KEYS_PER_REQUEST: [Patch; 2] = [
         to: "AuthFilter::new(self.config.as_deref().cloned().map(Rc::new))",
     },
 ];
-// ANCHOR_END: naive_copy
 
-// ANCHOR: naive_per_vm_counter
 /// Replaces the host's shared data with a map in the VM's own memory: what
 /// a counter in a Rust variable amounts to.
 pub const COUNT_PER_VM: Patch = Patch {
@@ -88,19 +85,15 @@ pub const COUNT_PER_VM: Patch = Patch {
     }
 }",
 };
-// ANCHOR_END: naive_per_vm_counter
 
 /// Step 3 building the auth request's JSON with `format!`.
-// ANCHOR: naive_format_json
 pub const JSON_WITH_FORMAT: Patch = Patch {
     file: "src/filter.rs",
     from: r#"serde_json::json!({ "key": key }).to_string().into_bytes()"#,
     to: r##"format!(r#"{{"key": "{}"}}"#, key).into_bytes()"##,
 };
-// ANCHOR_END: naive_format_json
 
 /// Step 3 letting a request through when the auth call failed.
-// ANCHOR: naive_resume
 pub const RESUME_ON_FAILURE: Patch = Patch {
     file: "src/filter.rs",
     from: r#"log::error!("auth service unusable: {reason}; request refused");"#,
@@ -108,12 +101,10 @@ pub const RESUME_ON_FAILURE: Patch = Patch {
                 self.resume_http_request();
                 return;"#,
 };
-// ANCHOR_END: naive_resume
 
 /// Step 4 passing each piece of the body on as soon as it has hashed it,
 /// and deciding at the end: by then the upstream has most of a body that
 /// may be forged.
-// ANCHOR: naive_pass_body_on
 pub const PASS_BODY_ON_WHILE_HASHING: Patch = Patch {
     file: "src/filter.rs",
     from: "        if end_of_stream {
@@ -127,11 +118,9 @@ pub const PASS_BODY_ON_WHILE_HASHING: Patch = Patch {
             Action::Continue
         }",
 };
-// ANCHOR_END: naive_pass_body_on
 
 /// Step 4 without `on_http_request_trailers`: the SDK's default answer,
 /// `Continue`, sends a body followed by trailers on unverified.
-// ANCHOR: naive_no_trailers
 pub const NO_TRAILERS_CALLBACK: Patch = Patch {
     file: "src/filter.rs",
     from: "fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {",
@@ -139,21 +128,17 @@ pub const NO_TRAILERS_CALLBACK: Patch = Patch {
         #[allow(unreachable_code)]
         return Action::Continue; // what the SDK does when this method is left out",
 };
-// ANCHOR_END: naive_no_trailers
 
 /// Step 4's body-rewriting example keeping the client's `content-length`.
-// ANCHOR: naive_keep_content_length
 pub const KEEP_CONTENT_LENGTH: Patch = Patch {
     file: "examples/redact-body.rs",
     from: "self.set_http_request_header(\"content-length\", None);",
     to: "// (content-length left as the client sent it)",
 };
-// ANCHOR_END: naive_keep_content_length
 
 /// Step 4 pausing in `on_http_request_headers` to hold the request until
 /// the body is verified: Envoy then holds the body back from the plugin
 /// too, and the request waits for a body callback that never comes.
-// ANCHOR: naive_pause_headers
 pub const PAUSE_AT_HEADERS: Patch = Patch {
     file: "src/filter.rs",
     from: "// so the request would wait forever.
@@ -161,4 +146,111 @@ pub const PAUSE_AT_HEADERS: Patch = Patch {
     to: "// so the request would wait forever.
                     Action::Pause",
 };
-// ANCHOR_END: naive_pause_headers
+
+/// Step 3 reading the answer's `:status` even when the call came back
+/// without headers (its stream was reset): the SDK panics on the
+/// `BadArgument` Envoy answers.
+pub const READ_STATUS_WITHOUT_HEADERS: Patch = Patch {
+    file: "src/filter.rs",
+    from: "        if num_headers == 0 {
+            return AuthAnswer::Unavailable(\"the call was reset: no response headers\".into());
+        }
+",
+    to: "        let _ = num_headers;
+",
+};
+
+/// Step 3's cache naming a key by its plain SHA-256 and believing any
+/// expiry an entry claims: another plugin with the same `vm_id` can then
+/// write a yes for a key of its choosing.
+pub const UNKEYED_CACHE_DIGEST: [Patch; 2] = [
+    Patch {
+        file: "src/cache.rs",
+        from: "        let mut mac = keyed.clone();
+        mac.update(api_key.as_bytes());
+        let digest: [u8; 32] = mac.finalize().into_bytes().into();",
+        to: "        let _ = keyed;
+        let digest: [u8; 32] = <Sha256 as sha2::Digest>::digest(api_key.as_bytes()).into();",
+    },
+    Patch {
+        file: "src/cache.rs",
+        from: "    let fresh = now_ms < expires_ms && expires_ms <= now_ms.saturating_add(longest_ms(answer));",
+        to: "    let _ = longest_ms;
+    let fresh = now_ms < expires_ms;",
+    },
+];
+
+/// Step 5 reading the gRPC status message for its log line: the SDK's
+/// `get_grpc_status` unwraps it as UTF-8.
+pub const READ_GRPC_MESSAGE: Patch = Patch {
+    file: "src/filter.rs",
+    from: "            let reason = format!(
+                \"gRPC status {status_code} ({})\",
+                grpc_code_name(status_code)
+            );",
+    to: "            let (_, message) = self.get_grpc_status();
+            let reason = format!(\"gRPC status {status_code}: {}\", message.unwrap_or_default());",
+};
+
+/// Each pitfall the book shows: its name (the diff's file name), the step,
+/// and the variant's replacements.
+pub const PITFALLS: [(&str, &str, &[Patch]); 14] = [
+    (
+        "read-header-as-string",
+        "step-1-auth",
+        &[READ_HEADER_AS_STRING],
+    ),
+    ("log-the-key", "step-1-auth", &[LOG_THE_KEY]),
+    (
+        "public-route-without-rule",
+        "step-1-auth",
+        &[PUBLIC_ROUTE_WITHOUT_RULE],
+    ),
+    (
+        "copy-keys-per-request",
+        "step-1-auth",
+        &COPY_KEYS_PER_REQUEST,
+    ),
+    ("count-per-vm", "step-2-rate-limit", &[COUNT_PER_VM]),
+    ("json-with-format", "step-3-http-call", &[JSON_WITH_FORMAT]),
+    (
+        "resume-on-failure",
+        "step-3-http-call",
+        &[RESUME_ON_FAILURE],
+    ),
+    (
+        "read-status-without-headers",
+        "step-3-http-call",
+        &[READ_STATUS_WITHOUT_HEADERS],
+    ),
+    (
+        "pass-body-on-while-hashing",
+        "step-4-signed-body",
+        &[PASS_BODY_ON_WHILE_HASHING],
+    ),
+    (
+        "no-trailers-callback",
+        "step-4-signed-body",
+        &[NO_TRAILERS_CALLBACK],
+    ),
+    (
+        "keep-content-length",
+        "step-4-signed-body",
+        &[KEEP_CONTENT_LENGTH],
+    ),
+    (
+        "pause-at-headers",
+        "step-4-signed-body",
+        &[PAUSE_AT_HEADERS],
+    ),
+    (
+        "unkeyed-cache-digest",
+        "step-3-http-call",
+        &UNKEYED_CACHE_DIGEST,
+    ),
+    (
+        "grpc-status-message",
+        "step-5-global-rate-limit",
+        &[READ_GRPC_MESSAGE],
+    ),
+];
