@@ -303,7 +303,7 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
     let _ = writeln!(page, "## The Proxy-Wasm ABI\n");
     let _ = writeln!(
         page,
-        "The functions each module imports (read from the `.wasm`), and whether each host's executable holds the function's name; a name a host lacks makes the module fail to load there, a name it holds may still be a stub.\n"
+        "The functions each module imports (read from the `.wasm`), and whether each host's executable holds the function's name; a name a host lacks is a function it cannot serve (step 1 imports names Loom lacks and still loads there; a call to one would fail), a name it holds may still be a stub.\n"
     );
     let step_names: Vec<&str> = measured.imports.iter().map(|(s, _)| s.as_str()).collect();
     let host_names: Vec<&str> = measured.hosts.iter().map(|(h, _)| h.as_str()).collect();
@@ -494,7 +494,7 @@ pub fn summary(measured: &Measured) -> String {
                         "not run".to_owned()
                     } else {
                         format!(
-                            "**cannot load**: lacks {} functions: {}",
+                            "not run (only step 1 has a Loom configuration); Loom lacks {} of its imports: {}",
                             missing.len(),
                             first_few(&missing)
                         )
@@ -517,8 +517,8 @@ pub fn summary(measured: &Measured) -> String {
     let _ = writeln!(
         table,
         "
-Measured on {} at commit `{}`.",
-        measured.date, measured.commit
+Measured on {}.",
+        measured.date
     );
     table
 }

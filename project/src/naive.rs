@@ -64,7 +64,8 @@ pub const COPY_KEYS_PER_REQUEST: [Patch; 2] = [
 pub const COUNT_PER_VM: Patch = Patch {
     file: "src/limiter.rs",
     from: "use proxy_wasm::hostcalls;",
-    to: "mod hostcalls {
+    to: "// The counts live in this VM's memory: each worker counts on its own.
+mod hostcalls {
     use proxy_wasm::types::{Bytes, Status};
     use std::cell::RefCell;
     use std::collections::HashMap;
@@ -123,17 +124,36 @@ pub const PASS_BODY_ON_WHILE_HASHING: Patch = Patch {
 /// `Continue`, sends a body followed by trailers on unverified.
 pub const NO_TRAILERS_CALLBACK: Patch = Patch {
     file: "src/filter.rs",
-    from: "fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {",
-    to: "fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        #[allow(unreachable_code)]
-        return Action::Continue; // what the SDK does when this method is left out",
+    from: "    /// A body followed by trailers ends here, not with `end_of_stream` in
+    /// `on_http_request_body`. Without this callback the request would go
+    /// on unverified: the default answer is `Continue`.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.check.is_some() {
+            self.finish()
+        } else {
+            match self.verdict {
+                Verdict::Verified => Action::Continue,
+                _ => Action::Pause,
+            }
+        }
+    }
+",
+    to: "",
 };
 
 /// Step 4's body-rewriting example keeping the client's `content-length`.
 pub const KEEP_CONTENT_LENGTH: Patch = Patch {
     file: "examples/redact-body.rs",
-    from: "self.set_http_request_header(\"content-length\", None);",
-    to: "// (content-length left as the client sent it)",
+    from: "        if !end_of_stream {
+            // The body this plugin passes on may be shorter than the one
+            // the client announced. Removing `content-length` now, while
+            // the headers can still change, makes Envoy send the body with
+            // `transfer-encoding: chunked` (HTTP/1.1) or plain DATA frames
+            // (HTTP/2), whose length is whatever the body turns out to be.
+            self.set_http_request_header(\"content-length\", None);
+        }
+",
+    to: "",
 };
 
 /// Step 4 pausing in `on_http_request_headers` to hold the request until
@@ -156,27 +176,26 @@ pub const READ_STATUS_WITHOUT_HEADERS: Patch = Patch {
             return AuthAnswer::Unavailable(\"the call was reset: no response headers\".into());
         }
 ",
-    to: "        let _ = num_headers;
-",
+    to: "",
 };
 
-/// Step 3's cache naming a key by its plain SHA-256 and believing any
-/// expiry an entry claims: another plugin with the same `vm_id` can then
-/// write a yes for a key of its choosing.
-pub const UNKEYED_CACHE_DIGEST: [Patch; 2] = [
+/// Step 3's cache believing any entry in the key's slot, with any expiry:
+/// another plugin with the same `vm_id` can then write a yes for a key of
+/// its choosing, or turn a cached no into a yes.
+pub const UNTAGGED_CACHE_ENTRY: [Patch; 2] = [
     Patch {
         file: "src/cache.rs",
-        from: "        let mut mac = keyed.clone();
-        mac.update(api_key.as_bytes());
-        let digest: [u8; 32] = mac.finalize().into_bytes().into();",
-        to: "        let _ = keyed;
-        let digest: [u8; 32] = <Sha256 as sha2::Digest>::digest(api_key.as_bytes()).into();",
+        from: "    // A constant-time comparison: how long a wrong tag takes says nothing.
+    slot.tag(entry[0], expires_ms)
+        .verify_slice(&entry[9..])
+        .ok()?;
+",
+        to: "",
     },
     Patch {
         file: "src/cache.rs",
         from: "    let fresh = now_ms < expires_ms && expires_ms <= now_ms.saturating_add(longest_ms(answer));",
-        to: "    let _ = longest_ms;
-    let fresh = now_ms < expires_ms;",
+        to: "    let fresh = now_ms < expires_ms;",
     },
 ];
 
@@ -244,9 +263,9 @@ pub const PITFALLS: [(&str, &str, &[Patch]); 14] = [
         &[PAUSE_AT_HEADERS],
     ),
     (
-        "unkeyed-cache-digest",
+        "untagged-cache-entry",
         "step-3-http-call",
-        &UNKEYED_CACHE_DIGEST,
+        &UNTAGGED_CACHE_ENTRY,
     ),
     (
         "grpc-status-message",

@@ -547,59 +547,94 @@ fn the_cache_secret_comes_from_the_environment_or_envoy_does_not_start() {
     );
 }
 
-/// An entry as the plugin writes it: the key's digest, the answer, the
-/// expiry (Unix milliseconds, big-endian); and the slot it goes in.
-fn cache_entry(digest: [u8; 32], valid: bool, expires_ms: u64, slots: u32) -> (String, Vec<u8>) {
-    let slot = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % slots;
-    let mut entry = digest.to_vec();
-    entry.push(u8::from(valid));
-    entry.extend_from_slice(&expires_ms.to_be_bytes());
-    (format!("auth-cache.{slot}"), entry)
-}
-
-fn keyed_digest(secret: &str, key: &str) -> [u8; 32] {
+/// The plugin's keyed MAC (code/step-3-http-call/src/cache.rs), after the
+/// API key: its length, then its bytes.
+fn key_mac(secret: &str, key: &str) -> hmac::Hmac<sha2::Sha256> {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
         .unwrap_or_else(|_| panic!("HMAC refused the key"));
+    mac.update(&(key.len() as u64).to_be_bytes());
     mac.update(key.as_bytes());
-    mac.finalize().into_bytes().into()
+    mac
+}
+
+/// The name of the slot the plugin keeps `key`'s answer in.
+fn slot_name(secret: &str, key: &str, slots: u32) -> String {
+    use hmac::Mac;
+    let mut place = key_mac(secret, key);
+    place.update(b"slot");
+    let digest = place.finalize().into_bytes();
+    let number = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % slots;
+    format!("auth-cache.{number}")
+}
+
+/// An entry as the plugin writes it, tagged under `secret`: the answer,
+/// the expiry (Unix milliseconds, big-endian), the tag over both and the key.
+fn cache_entry(secret: &str, key: &str, valid: bool, expires_ms: u64) -> Vec<u8> {
+    use hmac::Mac;
+    let answer = u8::from(valid);
+    let mut tag = key_mac(secret, key);
+    tag.update(b"entry");
+    tag.update(&[answer]);
+    tag.update(&expires_ms.to_be_bytes());
+    let mut entry = vec![answer];
+    entry.extend_from_slice(&expires_ms.to_be_bytes());
+    entry.extend_from_slice(&tag.finalize().into_bytes());
+    entry
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Shared data is not the plugin's alone: another plugin configured with
 /// the same `vm_id` can write the cache's entries. A yes for a key the
-/// service refuses, written by that plugin, must not be believed: not
-/// under the key's plain SHA-256 (which anyone can compute), and not with
-/// an expiry further away than the plugin caches a yes (30 s), even under
-/// the right digest. The same yes with a plausible expiry is believed:
-/// the writer really writes where the plugin reads.
+/// service refuses, written by that plugin into the key's slot, must not
+/// be believed: not without the secret, not as a cached no turned into a
+/// yes, and not with an expiry further away than the plugin caches a yes
+/// (30 s), even tagged with the secret. The same yes, tagged with the
+/// secret and a plausible expiry, is believed: the writer really writes
+/// where the plugin reads.
 #[test]
 fn cache_entries_the_plugin_did_not_write_are_not_believed() {
-    use sha2::Digest;
     const KEY: &str = "key-not-known-to-the-service";
     let mut writer = 0;
     let stack = start("step3-forged-cache", &controlled(&[]), |config| {
         writer = harness::shared_data::add_writer(config, "auth-service-cache");
     });
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let slot = slot_name(CACHE_SECRET, KEY, 10_000);
     let a_year = 365 * 24 * 3600 * 1000;
-    let plain: [u8; 32] = sha2::Sha256::digest(KEY.as_bytes()).into();
-    let keyed = keyed_digest(CACHE_SECRET, KEY);
-    for (what, digest, expires_ms, believed) in [
-        ("plain SHA-256, a year ahead", plain, now_ms + a_year, false),
-        ("keyed digest, a year ahead", keyed, now_ms + a_year, false),
-        ("keyed digest, 20 s ahead", keyed, now_ms + 20_000, true),
+    let soon = now_ms() + 20_000;
+    let mut flipped = cache_entry(CACHE_SECRET, KEY, false, soon);
+    flipped[0] = 1;
+    for (what, entry, believed) in [
+        (
+            "a yes tagged with another secret",
+            cache_entry("not-the-plugins-secret-0000", KEY, true, soon),
+            false,
+        ),
+        ("the plugin's no, turned into a yes", flipped, false),
+        (
+            "a yes tagged with the secret, a year ahead",
+            cache_entry(CACHE_SECRET, KEY, true, now_ms() + a_year),
+            false,
+        ),
+        (
+            "a yes tagged with the secret, 20 s ahead",
+            cache_entry(CACHE_SECRET, KEY, true, soon),
+            true,
+        ),
     ] {
-        let (slot, entry) = cache_entry(digest, true, expires_ms, 10_000);
         harness::shared_data::write(writer, &slot, &entry);
         let status = get_with_key(&stack, KEY.as_bytes()).status;
         assert_eq!(status, if believed { 200 } else { 403 }, "{what}");
     }
     assert_eq!(
         service_calls(&stack),
-        2,
-        "asked for both forgeries it refused"
+        3,
+        "asked for each of the three forgeries it refused"
     );
 }
 
@@ -639,15 +674,14 @@ fn reading_the_status_of_a_reset_call_crashes_the_naive_variant() {
     );
 }
 
-/// The naive variant names keys by their plain SHA-256 and believes any
-/// expiry: a second plugin's forged yes for a key the service refuses is
-/// taken.
+/// The naive variant believes any entry in the key's slot: a second
+/// plugin's yes, without the secret's tag and a year ahead, for a key the
+/// service refuses, is taken.
 #[test]
 fn the_naive_cache_believes_a_forged_entry() {
     use harness::variants::{self, naive};
-    use sha2::Digest;
     const KEY: &str = "key-not-known-to-the-service";
-    let wasm = variants::build(STEP, "unkeyed-cache-digest", &naive::UNKEYED_CACHE_DIGEST);
+    let wasm = variants::build(STEP, "untagged-cache-entry", &naive::UNTAGGED_CACHE_ENTRY);
     let mut writer = 0;
     let stack = Stack::start_with(
         "step3-naive-cache",
@@ -660,11 +694,9 @@ fn the_naive_cache_believes_a_forged_entry() {
         },
     )
     .unwrap_or_else(|log| panic!("{log}"));
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let plain: [u8; 32] = sha2::Sha256::digest(KEY.as_bytes()).into();
-    let (slot, entry) = cache_entry(plain, true, now_ms + 365 * 24 * 3600 * 1000, 10_000);
+    let slot = slot_name(CACHE_SECRET, KEY, 10_000);
+    let a_year_ahead = now_ms() + 365 * 24 * 3600 * 1000;
+    let entry = cache_entry("not-the-plugins-secret-0000", KEY, true, a_year_ahead);
     harness::shared_data::write(writer, &slot, &entry);
     assert_eq!(
         get_with_key(&stack, KEY.as_bytes()).status,

@@ -5,17 +5,17 @@
 //! of its `vm_id` is gone.
 //!
 //! Shared data is not private to this plugin: every plugin configured with
-//! the same `vm_id` reads and writes the same entries. So an entry names
-//! its key by an HMAC with a secret from this plugin's configuration (a
-//! plain digest of a guessable key could be matched by hashing candidates,
-//! and forged), and an entry is believed for no longer than this plugin
-//! would have cached it, whatever expiry it claims.
+//! the same `vm_id` reads and writes the same entries. So every entry
+//! carries a tag, an HMAC with a secret only this plugin holds, over the
+//! API key, the answer and the expiry: an entry whose tag does not match
+//! was not written by this plugin for this key and is not believed, and
+//! neither is an entry that claims to live longer than this plugin caches.
 
 use hmac::{Hmac, Mac};
 use proxy_wasm::hostcalls;
 use sha2::Sha256;
 
-/// The keyed digest, keyed once in `on_configure` and cloned per request.
+/// The keyed MAC, keyed once in `on_configure` and cloned per request.
 pub type KeyedDigest = Hmac<Sha256>;
 
 // ANCHOR: answer
@@ -29,62 +29,83 @@ pub enum Answer {
 // ANCHOR_END: answer
 
 // ANCHOR: slot
-/// Where one API key's answer lives. The key itself is never stored, only
-/// its HMAC: without the secret, an entry cannot be traced back to a key,
-/// nor written for one.
+/// Where one API key's answer lives. The key itself is never stored: the
+/// slot's name and each entry's tag come from HMACs of it, which cannot
+/// be traced back to the key, nor made for it, without the secret.
 pub struct Slot {
-    /// `auth-cache.<n>`: one of `slots` names, chosen by the digest, so
-    /// the cache never holds more than `slots` entries.
+    /// `auth-cache.<n>`: one of `slots` names, chosen by the key's HMAC,
+    /// so the cache never holds more than `slots` entries.
     name: String,
-    digest: [u8; 32],
+    /// The keyed MAC after absorbing the API key: the start of its tags.
+    key_mac: KeyedDigest,
 }
 
 impl Slot {
     pub fn for_key(keyed: &KeyedDigest, api_key: &str, slots: u32) -> Slot {
-        let mut mac = keyed.clone();
-        mac.update(api_key.as_bytes());
-        let digest: [u8; 32] = mac.finalize().into_bytes().into();
+        let mut key_mac = keyed.clone();
+        // The key's length first: no key followed by a suffix below reads
+        // as another key.
+        key_mac.update(&(api_key.len() as u64).to_be_bytes());
+        key_mac.update(api_key.as_bytes());
+        let mut place = key_mac.clone();
+        place.update(b"slot");
+        let digest = place.finalize().into_bytes();
         let number = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % slots;
         Slot {
             name: format!("auth-cache.{number}"),
-            digest,
+            key_mac,
         }
+    }
+
+    /// The MAC of an entry for this key with this answer and expiry.
+    fn tag(&self, answer: u8, expires_ms: u64) -> KeyedDigest {
+        let mut mac = self.key_mac.clone();
+        mac.update(b"entry");
+        mac.update(&[answer]);
+        mac.update(&expires_ms.to_be_bytes());
+        mac
     }
 }
 // ANCHOR_END: slot
 
 // ANCHOR: entry
-/// An entry: the key's digest (32 bytes), the answer (1 byte), and when it
-/// expires (8 bytes, Unix time in milliseconds, big-endian).
-const ENTRY_BYTES: usize = 32 + 1 + 8;
+/// An entry: the answer (1 byte), when it expires (8 bytes, Unix time in
+/// milliseconds, big-endian), and the tag over both and the key (32 bytes).
+const ENTRY_BYTES: usize = 1 + 8 + 32;
 
 fn encode(slot: &Slot, answer: Answer, expires_ms: u64) -> [u8; ENTRY_BYTES] {
+    let byte = u8::from(answer == Answer::Valid);
     let mut entry = [0u8; ENTRY_BYTES];
-    entry[..32].copy_from_slice(&slot.digest);
-    entry[32] = u8::from(answer == Answer::Valid);
-    entry[33..].copy_from_slice(&expires_ms.to_be_bytes());
+    entry[0] = byte;
+    entry[1..9].copy_from_slice(&expires_ms.to_be_bytes());
+    entry[9..].copy_from_slice(&slot.tag(byte, expires_ms).finalize().into_bytes());
     entry
 }
 
-/// The answer in `entry` if it is this key's (another key may have taken
-/// the slot) and has not expired. `longest_ms` is the longest this plugin
-/// caches that answer: an entry that claims to live longer was not
-/// written by it (or by it with a clock far ahead) and is not believed.
+/// The answer in `entry` if this plugin wrote it for this key (another key
+/// may have taken the slot, another plugin may have written it) and it
+/// has not expired. `longest_ms` is the longest this plugin caches that
+/// answer: a later expiry was not written by it (or by it with a clock far
+/// ahead) and is not believed.
 fn decode(
     slot: &Slot,
     entry: &[u8],
     now_ms: u64,
     longest_ms: impl Fn(Answer) -> u64,
 ) -> Option<Answer> {
-    if entry.len() != ENTRY_BYTES || entry[..32] != slot.digest {
+    if entry.len() != ENTRY_BYTES {
         return None;
     }
-    let answer = match entry[32] {
+    let expires_ms = u64::from_be_bytes(entry[1..9].try_into().ok()?);
+    // A constant-time comparison: how long a wrong tag takes says nothing.
+    slot.tag(entry[0], expires_ms)
+        .verify_slice(&entry[9..])
+        .ok()?;
+    let answer = match entry[0] {
         1 => Answer::Valid,
         0 => Answer::Invalid,
         _ => return None,
     };
-    let expires_ms = u64::from_be_bytes(entry[33..].try_into().ok()?);
     let fresh = now_ms < expires_ms && expires_ms <= now_ms.saturating_add(longest_ms(answer));
     fresh.then_some(answer)
 }
@@ -148,6 +169,21 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_changed_by_anyone_without_the_secret_is_not_believed() {
+        let slot = Slot::for_key(&keyed(b"cache-secret-0123456789"), "key-abc123", 1);
+        let no = encode(&slot, Answer::Invalid, 6_000);
+        let mut flipped = no;
+        flipped[0] = 1;
+        assert_eq!(decode(&slot, &flipped, 5_000, second), None, "no made yes");
+        let mut later = no;
+        later[1..9].copy_from_slice(&6_500u64.to_be_bytes());
+        assert_eq!(decode(&slot, &later, 5_000, second), None, "new expiry");
+        let elsewhere = Slot::for_key(&keyed(b"another-secret-98765432"), "key-abc123", 1);
+        let forged = encode(&elsewhere, Answer::Valid, 6_000);
+        assert_eq!(decode(&slot, &forged, 5_000, second), None, "other secret");
+    }
+
+    #[test]
     fn an_entry_that_claims_to_live_longer_than_the_plugin_caches_is_not_believed() {
         let slot = Slot::for_key(&keyed(b"cache-secret-0123456789"), "key-abc123", 1);
         let forever = encode(&slot, Answer::Valid, u64::MAX);
@@ -157,25 +193,6 @@ mod tests {
             decode(&slot, &just_right, 5_000, second),
             Some(Answer::Valid)
         );
-        let mut odd = just_right;
-        odd[32] = 7;
-        assert_eq!(
-            decode(&slot, &odd, 5_000, second),
-            None,
-            "neither yes nor no"
-        );
-    }
-
-    #[test]
-    fn without_the_secret_a_key_has_another_digest() {
-        let slot = Slot::for_key(&keyed(b"cache-secret-0123456789"), "key-abc123", 1);
-        let other = Slot::for_key(&keyed(b"another-secret-98765432"), "key-abc123", 1);
-        assert_ne!(slot.digest, other.digest);
-        let plain: [u8; 32] = {
-            use sha2::Digest;
-            Sha256::digest(b"key-abc123").into()
-        };
-        assert_ne!(slot.digest, plain, "not the key's plain SHA-256");
     }
 
     #[test]

@@ -87,7 +87,7 @@ impl HttpContext for RedactBody {
         self.redact()
     }
 
-    /// A body followed by trailers (HTTP/2, or chunked HTTP/1.1) is
+    /// A body followed by trailers (HTTP/2, or HTTP/1.1 with `enable_trailers`) is
     /// complete here, not in a body callback with `end_of_stream`. Without
     /// this callback, such a body would go on unredacted.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
