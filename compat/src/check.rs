@@ -66,5 +66,17 @@ fn has_every_release_and_loom(page: &str) -> Result<(), String> {
     if !(page.contains("<!-- loom:begin -->") && page.contains("<!-- loom:end -->")) {
         return Err("the page has no Loom section".into());
     }
+    let libraries = page
+        .split_once("## Two host libraries")
+        .map(|(_, rest)| rest)
+        .ok_or("the page has no host-library section")?;
+    for step in harness::steps::all_steps() {
+        if !libraries
+            .lines()
+            .any(|l| l.starts_with(&format!("| {step} |")))
+        {
+            return Err(format!("the host-library table has no row for {step}"));
+        }
+    }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! page from these; `compat --check` (check.rs) reads it back.
 
 pub mod check;
+pub mod libraries;
 
 use harness::rate_limit::{RateLimitService, Redis};
 use harness::stack::{run_check_script, Stack};
@@ -59,6 +60,9 @@ pub struct Measured {
     pub hosts: Vec<(String, Vec<String>)>,
     /// Step 1 on Loom, and what Loom logged at warning level or above.
     pub loom: Option<(Outcome, String)>,
+    /// (step, on proxy-wasm-host, on proxy-wasm-java-host); empty when
+    /// the libraries were not measured.
+    pub libraries: Vec<(String, libraries::LibraryOutcome, libraries::LibraryOutcome)>,
 }
 
 /// Every step, with its own configuration and check script, on `envoy`.
@@ -338,6 +342,31 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
     }
     let _ = writeln!(page);
 
+    if !measured.libraries.is_empty() {
+        let _ = writeln!(page, "## Two host libraries, without a proxy\n");
+        let _ = writeln!(
+            page,
+            "Each Rust step's own in-process tests (`cargo test` in its folder, `tests/in_process/`) on {}; the Go module loaded there. Step 1's API-key cases (`tests/in_process/cases.rs`) on {} (Chicory), driven by `compat/java-host/`, with calls answered as each step's stand-in services answer them and the library's `SimpleSharedDataHandler` as shared data.\n",
+            libraries::WASMTIME_LIBRARY,
+            libraries::JAVA_LIBRARY
+        );
+        let _ = writeln!(
+            page,
+            "| step | {} | {} |\n|---|---|---|",
+            libraries::WASMTIME_LIBRARY,
+            libraries::JAVA_LIBRARY
+        );
+        for (step, wasmtime, java) in &measured.libraries {
+            let _ = writeln!(
+                page,
+                "| {step} | {} | {} |",
+                library_cell(wasmtime, usize::MAX),
+                library_cell(java, usize::MAX)
+            );
+        }
+        let _ = writeln!(page);
+    }
+
     let _ = writeln!(page, "## Loom\n");
     match (&measured.loom, loom_missing) {
         (Some((outcome, warnings)), _) => {
@@ -389,6 +418,31 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
         }
     }
     page
+}
+
+/// A step's result on a host library, its reasons cut to `limit`
+/// characters.
+fn library_cell(outcome: &libraries::LibraryOutcome, limit: usize) -> String {
+    use libraries::LibraryOutcome::*;
+    let cut = |text: &str| -> String {
+        let short: String = text.chars().take(limit).collect();
+        let more = if text.chars().count() > limit {
+            "…"
+        } else {
+            ""
+        };
+        format!("{}{more}", short.replace('|', "\\|").replace('`', "'"))
+    };
+    match outcome {
+        Passed { cases, tests } if *tests > 1 => format!("pass ({cases} cases, {tests} tests)"),
+        Passed { cases, .. } => format!("pass ({cases} cases)"),
+        Failed(failed) => {
+            let names: Vec<&str> = failed.iter().map(String::as_str).collect();
+            format!("**{} fail**: {}", failed.len(), cut(&first_few(&names)))
+        }
+        NotLoaded(why) => format!("**not loaded**: {}", cut(why)),
+        NotRun(why) => format!("not run: {}", cut(why)),
+    }
 }
 
 /// One step's result on one host, as the summary shows it: `pass (N
@@ -502,6 +556,28 @@ pub fn summary(measured: &Measured) -> String {
                 })
                 .collect(),
         );
+    }
+    if !measured.libraries.is_empty() {
+        for (name, pick) in [
+            (libraries::WASMTIME_LIBRARY, 0),
+            (libraries::JAVA_LIBRARY, 1),
+        ] {
+            headers.push(name.to_owned());
+            columns.push(
+                steps
+                    .iter()
+                    .map(|step| {
+                        measured
+                            .libraries
+                            .iter()
+                            .find(|(s, _, _)| s == step)
+                            .map_or("not run".to_owned(), |(_, wasmtime, java)| {
+                                library_cell(if pick == 0 { wasmtime } else { java }, 120)
+                            })
+                    })
+                    .collect(),
+            );
+        }
     }
     let mut table = format!(
         "| step | {} |

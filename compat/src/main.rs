@@ -1,6 +1,7 @@
 //! `cargo xtask compat` runs this: every step against each Envoy release,
 //! the Proxy-Wasm imports each module needs against what each host binary
-//! holds, and step 1 on Loom; written as the host-compatibility page.
+//! holds, step 1 on Loom, and the steps on two host libraries without a
+//! proxy; written as the host-compatibility page.
 //!
 //! Usage: compat --out PAGE --commit SHA --date DATE
 //!               --envoy VERSION=PATH ... (oldest first)
@@ -77,6 +78,18 @@ fn main() {
             None
         }
     };
+    eprintln!("==> the steps on two host libraries, without a proxy");
+    let java = compat::libraries::java_driver();
+    for step in harness::steps::all_steps() {
+        let wasm = harness::steps::build(&step);
+        let wasmtime = compat::libraries::on_wasmtime_library(&step, &wasm);
+        let on_java = match &java {
+            Ok(class_path) => compat::libraries::on_java_library(&step, &wasm, class_path),
+            Err(why) => compat::libraries::LibraryOutcome::NotRun(why.clone()),
+        };
+        eprintln!("    {step}: {wasmtime:?} / {on_java:?}");
+        measured.libraries.push((step, wasmtime, on_java));
+    }
     let page = compat::page(&measured, &previous, loom.as_ref().err());
     std::fs::write(&out, page).expect("write the page");
     let summary_path = out.with_file_name("host-compatibility-summary.md");

@@ -32,14 +32,31 @@ pub fn generated_dir() -> PathBuf {
 }
 
 /// The files of a stage the reader writes: its crate and `envoy.yaml`,
-/// `check.sh` (later chapters add others to `code/step-1-auth`).
+/// `check.sh`, and in step 1 what "Testing your plugin" adds (its
+/// toolchain file and in-process tests; other chapters add further files
+/// to `code/step-1-auth` that the reader does not write).
 pub fn reader_files(stage: &Path) -> Vec<String> {
     let mut files = Vec::new();
-    for name in ["Cargo.toml", "envoy.yaml", "check.sh"] {
+    for name in [
+        "Cargo.toml",
+        "rust-toolchain.toml",
+        "envoy.yaml",
+        "check.sh",
+    ] {
         if stage.join(name).is_file() {
             files.push(name.to_owned());
         }
     }
+    let mut tests: Vec<String> = std::fs::read_dir(stage.join(IN_PROCESS_TESTS))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| format!("{IN_PROCESS_TESTS}/{}", entry.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default();
+    tests.sort();
+    files.extend(tests);
     let mut sources: Vec<String> = std::fs::read_dir(stage.join("src"))
         .map(|entries| {
             entries
@@ -51,6 +68,28 @@ pub fn reader_files(stage: &Path) -> Vec<String> {
     sources.sort();
     files.extend(sources);
     files
+}
+
+/// Where a step keeps its in-process tests.
+pub const IN_PROCESS_TESTS: &str = "tests/in_process";
+
+/// The comment that opens the section "Testing your plugin" adds to step
+/// 1's Cargo.toml (the dev-dependency on the host library).
+const TESTING_SECTION: &str = "# The tests in tests/in_process/";
+
+/// A step 1 file as part one leaves it: before "Testing your plugin" adds
+/// its section to Cargo.toml (from its comment to the blank line after).
+pub fn before_testing_chapter(file: &str, text: &str) -> String {
+    if file != "Cargo.toml" {
+        return text.to_owned();
+    }
+    let Some(start) = text.find(TESTING_SECTION) else {
+        return text.to_owned();
+    };
+    let end = text[start..]
+        .find("\n\n")
+        .map_or(text.len(), |at| start + at + 2);
+    format!("{}{}", &text[..start], &text[end..])
 }
 
 /// A file as the book shows it: without mdBook's `ANCHOR:` lines.
@@ -205,7 +244,10 @@ pub fn generate() -> Result<Vec<PathBuf>, String> {
             };
             let new = std::fs::read_to_string(after.join(&file))
                 .map_err(|e| format!("{}: {e}", after.join(&file).display()))?;
-            let (old, new) = (as_shown(&old), as_shown(&new));
+            let (old, mut new) = (as_shown(&old), as_shown(&new));
+            if after.ends_with("code/step-1-auth") {
+                new = before_testing_chapter(&file, &new);
+            }
             if old == new {
                 continue;
             }
@@ -217,9 +259,39 @@ pub fn generate() -> Result<Vec<PathBuf>, String> {
             written.push(path);
         }
     }
+    written.extend(testing_diffs()?);
     written.extend(step_diffs()?);
     written.extend(pitfall_diffs()?);
     written.extend(step_archives()?);
+    Ok(written)
+}
+
+/// `src/generated/testing/<file>.diff`: what "Testing your plugin" changes
+/// in step 1's files as part one leaves them.
+fn testing_diffs() -> Result<Vec<PathBuf>, String> {
+    let step_1 = crate::repo_root().join("code/step-1-auth");
+    let out = generated_dir().join("testing");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    let mut written = Vec::new();
+    for file in reader_files(&step_1) {
+        let text =
+            std::fs::read_to_string(step_1.join(&file)).map_err(|e| format!("{file}: {e}"))?;
+        let after = as_shown(&text);
+        let before = before_testing_chapter(&file, &after);
+        if before == after {
+            continue;
+        }
+        let path = out.join(format!("{file}.diff"));
+        std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        std::fs::write(&path, diff(&file, &before, &after))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        written.push(path);
+    }
+    if written.is_empty() {
+        return Err("step 1's Cargo.toml has no section for its in-process tests".into());
+    }
     Ok(written)
 }
 

@@ -221,7 +221,8 @@ pub fn normalise_log_line(line: &str) -> String {
 /// to machine (curl's version), replaced by placeholders, so a command's
 /// output can be compared with what the book shows.
 pub fn normalise_output(text: &str) -> String {
-    text.lines()
+    sort_test_lines(text)
+        .iter()
         .map(|line| {
             let lower = line.to_ascii_lowercase();
             if lower.starts_with("date: ") {
@@ -236,6 +237,25 @@ pub fn normalise_output(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The lines of `text`, with each run of `test NAME ... ok` lines sorted:
+/// `cargo test` runs tests in parallel and prints them as they finish.
+fn sort_test_lines(text: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("test ") && line.contains(" ... ") {
+            run.push(line);
+            continue;
+        }
+        run.sort_unstable();
+        lines.append(&mut run);
+        lines.push(line);
+    }
+    run.sort_unstable();
+    lines.append(&mut run);
+    lines
 }
 
 /// In `...<key>VALUE"...`, VALUE replaced by `placeholder`.

@@ -8,6 +8,7 @@ pub mod envoy;
 pub mod file_server;
 pub mod http;
 pub mod http2;
+pub mod in_process_cases;
 pub mod load;
 pub mod paths;
 pub mod process;

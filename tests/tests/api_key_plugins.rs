@@ -207,3 +207,14 @@ fn bad_configurations_are_refused() {
         }
     }
 }
+
+/// Step 1's in-process cases (code/step-1-auth/tests/in_process/cases.rs),
+/// the same data, sent through Envoy: every case gets the answer it gets
+/// from the module in a host library, from both plugins.
+#[test]
+fn the_in_process_cases_get_the_same_answers_through_envoy() {
+    for plugin in PLUGINS {
+        let stack = Stack::step(&format!("{plugin}-in-process-cases"), plugin, 1);
+        harness::in_process_cases::check_api_key_cases(plugin, stack.envoy.port);
+    }
+}

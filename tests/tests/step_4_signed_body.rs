@@ -599,3 +599,73 @@ fn conflicting_lengths_are_refused_by_envoy() {
     // request, but its header callback never ran: no decision was made.
     assert_eq!(verdicts(&stack), ["Pending", "Pending"]);
 }
+
+/// The in-process tests' cases and their sender
+/// (code/step-4-signed-body/tests/in_process/), the same data, signed the
+/// same way, sent through Envoy as each case says it arrives (whole over
+/// HTTP/1.1 with a length, chunked, or over HTTP/2 with trailers): each
+/// gets the answer it gets from the module in a host library.
+#[path = "../../code/step-4-signed-body/tests/in_process/cases.rs"]
+mod cases;
+#[path = "../../code/step-4-signed-body/tests/in_process/sender.rs"]
+mod sender;
+
+#[test]
+fn the_in_process_cases_get_the_same_answers_through_envoy() {
+    use cases::{Arrival, Expected};
+    let stack = Stack::step("step4-in-process-cases", STEP, 2);
+    let port = stack.envoy.port;
+    for case in cases::CASES {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("the clock is after 1970")
+            .as_secs();
+        let (headers, body) = sender::request(case, now);
+        let headers: Vec<(&str, &[u8])> = headers
+            .iter()
+            .filter(|(name, _)| name != "content-length")
+            .map(|(name, value)| (name.as_str(), value.as_slice()))
+            .collect();
+        let response = match case.arrival {
+            Arrival::Whole => {
+                http::request(port, "POST", PATH, &headers, &body).map_err(|e| e.to_string())
+            }
+            Arrival::Pieces(size) => ChunkedRequest::start(port, PATH, &headers)
+                .and_then(|mut request| {
+                    for piece in body.chunks(size) {
+                        request.send_chunk(piece)?;
+                    }
+                    request.finish(&[])
+                })
+                .map_err(|e| e.to_string()),
+            Arrival::WithTrailers => harness::http2::post_with_trailers(
+                port,
+                PATH,
+                &headers,
+                &body,
+                1,
+                &[("x-trailer", "done")],
+            ),
+        };
+        let response = response.unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        match case.expected {
+            Expected::Refused(status, text) => {
+                assert_eq!(u32::from(response.status), status, "{}", case.name);
+                assert!(
+                    response.body.contains(text),
+                    "{}: {}",
+                    case.name,
+                    response.body
+                );
+            }
+            Expected::Passed => {
+                assert_eq!(response.status, 200, "{}: {}", case.name, response.body);
+                assert!(
+                    response.body.contains(r#""path":"/webhooks/github""#),
+                    "{}",
+                    case.name
+                );
+            }
+        }
+    }
+}

@@ -485,3 +485,13 @@ fn the_book_installs_the_rate_limit_service_the_tests_run() {
         assert!(text.contains(&pin) && text.contains(&install), "{file}");
     }
 }
+
+/// The in-process tests' cases (tests/in_process/cases.rs, step 1's),
+/// the same data, sent through Envoy, with the real rate limit service
+/// and Redis, get the same answers.
+#[test]
+fn the_in_process_cases_get_the_same_answers_through_envoy() {
+    harness::in_process_cases::assert_step_has_the_api_key_cases(STEP);
+    let fleet = Fleet::start("step5-in-process-cases", "envoy.yaml", None);
+    harness::in_process_cases::check_api_key_cases(STEP, fleet.envoys[0].envoy.port);
+}

@@ -27,7 +27,29 @@ pub fn run() -> Result {
     if let Err(why) = &loom {
         run::step(&format!("Loom is not available: {why}"));
     }
-    run::step("measuring (every step on every release, the ABI, Loom)");
+    // The host libraries: each Rust step's pinned toolchain (its
+    // in-process tests) and the loader's; Java 17 and Maven for the Java
+    // library's driver.
+    for dir in project::step::Step::all()
+        .into_iter()
+        .map(|step| step.dir)
+        .chain([root().join("compat/wasm-host-load")])
+    {
+        if project::step::pinned_toolchain(&dir).is_some() {
+            tools::ensure_pinned_toolchain(&dir)?;
+        }
+    }
+    tools::ensure_debian_package(
+        "/usr/bin/java",
+        "default-jdk-headless",
+        "the Java host library (proxy-wasm-java-host)",
+    )?;
+    tools::ensure_debian_package(
+        "/usr/bin/mvn",
+        "maven",
+        "building the Java host library's driver",
+    )?;
+    run::step("measuring (every step on every release, the ABI, Loom, two host libraries)");
     let mut command = run::workspace_program("compat");
     command
         .arg("--out")

@@ -10,7 +10,10 @@ use std::process::Command;
 pub fn build(step: &Step) -> Result {
     match step.language {
         Language::Go => tools::ensure_go()?,
-        Language::Rust => tools::ensure_wasm_target()?,
+        Language::Rust => match project::step::pinned_toolchain(&step.dir) {
+            Some(_) => tools::ensure_pinned_toolchain(&step.dir)?,
+            None => tools::ensure_wasm_target()?,
+        },
     }
     let mut command = step.build_command(&step.dir);
     if step.language == Language::Rust {
@@ -58,11 +61,26 @@ fn check_rust(step: &Step) -> Result {
         "-D",
         "warnings",
     ];
-    run::cargo(&clippy, Some(&step.dir))?;
-    run::cargo(&["fmt", "--check"], Some(&step.dir))?;
-    // The unit tests run on the host: they cover the pure logic, the live
-    // tests cover the host calls.
-    run::cargo(&["test", "--quiet", "--locked"], Some(&step.dir))
+    let cargo = |args: &[&str]| {
+        let mut command = project::step::cargo_in(&step.dir);
+        command.args(args);
+        // The steps' tests on the host share one target directory: the
+        // host library the in-process tests use is built once for all.
+        command.env(
+            "CARGO_TARGET_DIR",
+            project::repo_root().join("target/steps-host"),
+        );
+        run::status(command)
+    };
+    cargo(&clippy)?;
+    // The tests themselves run on the host, so they are linted there.
+    cargo(&[
+        "clippy", "--quiet", "--locked", "--tests", "--", "-D", "warnings",
+    ])?;
+    cargo(&["fmt", "--check"])?;
+    // On the host: the unit tests (the pure logic) and, where a folder has
+    // them, the in-process tests (the release module in a host library).
+    cargo(&["test", "--quiet", "--locked"])
 }
 
 fn check_go(step: &Step) -> Result {

@@ -110,6 +110,29 @@ pub fn ensure_wasm_target() -> Result {
     run::status(command)
 }
 
+/// Installs the toolchain a folder pins in its `rust-toolchain.toml`, with
+/// the targets and components it lists (`rustup toolchain install` in the
+/// folder: nothing to do when it is there).
+pub fn ensure_pinned_toolchain(dir: &std::path::Path) -> Result {
+    let mut command = Command::new("rustup");
+    command.args(["toolchain", "install"]).current_dir(dir);
+    let output = command.output().map_err(|e| {
+        format!(
+            "rustup is needed to install {}'s toolchain: {e}",
+            dir.display()
+        )
+    })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "rustup toolchain install in {} failed:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
 /// `.tools/cargo/bin`: where mdBook and its preprocessor are installed.
 pub fn cargo_bin_dir() -> PathBuf {
     tools_dir().join("cargo/bin")

@@ -1,0 +1,239 @@
+//! The steps on two Proxy-Wasm host libraries, without a proxy:
+//! proxy-wasm-host (wasmtime; each Rust step's own `cargo test` suite in
+//! `tests/in_process/`, and the Go module loaded by `wasm-host-load`), and
+//! proxy-wasm-java-host (Chicory; the API-key cases of step 1's
+//! `cases.rs`, driven by `java-host/`'s RunCases).
+
+use harness::in_process_cases::api_key::{Expected, CASES};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const WASMTIME_LIBRARY: &str = "proxy-wasm-host 0.2.0";
+pub const JAVA_LIBRARY: &str = "proxy-wasm-java-host 0.0.5";
+
+/// A step on a host library.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LibraryOutcome {
+    /// Every case passed: how many cases, in how many tests.
+    Passed { cases: usize, tests: usize },
+    /// These cases or tests failed (each with what it got).
+    Failed(Vec<String>),
+    /// The library refused the module or its configuration, with why.
+    NotLoaded(String),
+    /// Not run, with why.
+    NotRun(String),
+}
+
+fn code(step: &str) -> PathBuf {
+    project::repo_root().join("code").join(step)
+}
+
+/// The target directory the steps' host-side builds share (the same as
+/// `cargo xtask test`'s), so the library compiles once.
+fn host_target() -> PathBuf {
+    project::repo_root().join("target/steps-host")
+}
+
+/// The step's own in-process tests (`cargo test --test in_process` in its
+/// folder); for a step without them (the Go step), whether the library
+/// instantiates its module.
+pub fn on_wasmtime_library(step: &str, wasm: &Path) -> LibraryOutcome {
+    let dir = code(step);
+    if !dir.join("tests/in_process").is_dir() {
+        return load_only(wasm);
+    }
+    let mut command = project::step::cargo_in(&dir);
+    command
+        .args(["test", "--quiet", "--locked", "--test", "in_process"])
+        .args(["--", "--nocapture", "--test-threads=1"])
+        .env("CARGO_TARGET_DIR", host_target());
+    let output = match command.output() {
+        Ok(output) => output,
+        Err(e) => return LibraryOutcome::NotRun(format!("cargo test: {e}")),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let cases = stdout.lines().filter(|l| l.starts_with("PASS  ")).count();
+    let tests = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("test result: "))
+        .filter_map(|l| {
+            l.split_once(" passed")
+                .map(|(n, _)| n.trim_start_matches("ok. "))
+        })
+        .filter_map(|n| n.trim_start_matches("FAILED. ").parse::<usize>().ok())
+        .sum();
+    let failed: Vec<String> = stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL  ") || l.ends_with("... FAILED"))
+        .map(|l| l.trim_start_matches("FAIL  ").to_owned())
+        .collect();
+    match (output.status.success(), failed.is_empty()) {
+        (true, true) => LibraryOutcome::Passed { cases, tests },
+        (_, false) => LibraryOutcome::Failed(failed),
+        (false, true) => LibraryOutcome::NotRun(format!(
+            "cargo test failed: {}",
+            last_line(&String::from_utf8_lossy(&output.stderr))
+        )),
+    }
+}
+
+/// `wasm-host-load`'s verdict on `wasm`.
+fn load_only(wasm: &Path) -> LibraryOutcome {
+    let loader = project::repo_root().join("compat/wasm-host-load");
+    let mut command = project::step::cargo_in(&loader);
+    command
+        .args(["run", "--quiet", "--locked", "--"])
+        .arg(wasm)
+        .env("CARGO_TARGET_DIR", host_target());
+    match command.output() {
+        Err(e) => LibraryOutcome::NotRun(format!("wasm-host-load: {e}")),
+        Ok(output) => {
+            let said = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            match said.strip_prefix("not loaded: ") {
+                Some(why) => LibraryOutcome::NotLoaded(why.to_owned()),
+                None if said == "loaded" => {
+                    LibraryOutcome::NotRun("it loads, but has no in-process tests to run".into())
+                }
+                None => LibraryOutcome::NotRun(format!(
+                    "wasm-host-load: {said} {}",
+                    last_line(&String::from_utf8_lossy(&output.stderr))
+                )),
+            }
+        }
+    }
+}
+
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The plugin configuration in a step's `envoy.yaml`: the first
+/// `value: '...'` line, or the block under `value: |`.
+pub fn plugin_configuration(step: &str) -> Option<String> {
+    let yaml = std::fs::read_to_string(code(step).join("envoy.yaml")).ok()?;
+    let mut lines = yaml.lines();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim();
+        if trimmed == "value: |" {
+            let indent = line.len() - line.trim_start().len();
+            let block: Vec<&str> = lines
+                .take_while(|l| l.len() - l.trim_start().len() > indent)
+                .collect();
+            return Some(block.join("\n"));
+        }
+        if let Some(value) = trimmed.strip_prefix("value: '") {
+            return Some(value.trim_end_matches('\'').to_owned());
+        }
+    }
+    None
+}
+
+/// The API-key cases in RunCases' format (`case`, `header NAME HEX`,
+/// `expect ...` lines).
+pub fn api_key_cases_file() -> String {
+    let mut text = String::new();
+    for case in CASES {
+        let _ = writeln!(text, "case {}", case.name);
+        for (name, value) in case.headers {
+            let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+            let _ = writeln!(text, "header {name} {hex}");
+        }
+        let _ = match case.expected {
+            Expected::Refused(status, body) => writeln!(text, "expect refused {status} {body}"),
+            Expected::Passed => writeln!(text, "expect passed"),
+        };
+    }
+    text
+}
+
+/// The RunCases program, compiled, and its class path; `Err` with why
+/// when Maven cannot build it.
+pub fn java_driver() -> Result<String, String> {
+    let dir = project::repo_root().join("compat/java-host");
+    let output = Command::new("mvn")
+        .args(["-q", "-B", "compile", "dependency:build-classpath"])
+        .arg("-Dmdep.outputFile=target/classpath.txt")
+        .current_dir(&dir)
+        .output()
+        .map_err(|e| {
+            format!(
+                "mvn: {e} (install Maven and Java 17: apt-get install maven default-jdk-headless)"
+            )
+        })?;
+    if !output.status.success() {
+        return Err(format!(
+            "mvn failed: {}",
+            last_line(&String::from_utf8_lossy(&output.stdout))
+        ));
+    }
+    let dependencies = std::fs::read_to_string(dir.join("target/classpath.txt"))
+        .map_err(|e| format!("the class path Maven wrote: {e}"))?;
+    Ok(format!(
+        "{}:{}",
+        dir.join("target/classes").display(),
+        dependencies.trim()
+    ))
+}
+
+/// The step's module on proxy-wasm-java-host, with the API-key cases (the
+/// cases every step but step 4 shares); step 4's cases need bodies, which
+/// RunCases does not send.
+pub fn on_java_library(step: &str, wasm: &Path, class_path: &str) -> LibraryOutcome {
+    if step == "step-4-signed-body" {
+        return LibraryOutcome::NotRun(
+            "its cases are signed bodies; the Java driver sends the API-key cases only".into(),
+        );
+    }
+    let Some(configuration) = plugin_configuration(step) else {
+        return LibraryOutcome::NotRun("no plugin configuration in envoy.yaml".into());
+    };
+    let dir = harness::stack::test_dir(&format!("compat-java-{step}"));
+    let (config_file, cases_file) = (dir.join("configuration.json"), dir.join("cases.txt"));
+    if let Err(e) = std::fs::write(&config_file, configuration)
+        .and_then(|()| std::fs::write(&cases_file, api_key_cases_file()))
+    {
+        return LibraryOutcome::NotRun(format!("writing the cases: {e}"));
+    }
+    let output = Command::new("java")
+        .args(["-cp", class_path, "book.RunCases"])
+        .arg(wasm)
+        .args([&config_file, &cases_file])
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(e) => return LibraryOutcome::NotRun(format!("java: {e}")),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if let Some(line) = stdout.lines().find(|l| l.starts_with("NOT LOADED  ")) {
+        let logged: Vec<&str> = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("LOG  "))
+            .filter(|l| l.starts_with("ERROR") || l.starts_with("CRITICAL"))
+            .collect();
+        let why = line.trim_start_matches("NOT LOADED  ");
+        return LibraryOutcome::NotLoaded(if logged.is_empty() {
+            why.to_owned()
+        } else {
+            format!("{why}; the plugin logged: {}", logged.join(" / "))
+        });
+    }
+    let cases = stdout.lines().filter(|l| l.starts_with("PASS  ")).count();
+    let failed: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("FAIL  "))
+        .map(str::to_owned)
+        .collect();
+    match (output.status.success(), failed.is_empty(), cases) {
+        (true, true, n) if n > 0 => LibraryOutcome::Passed { cases: n, tests: 1 },
+        (_, false, _) => LibraryOutcome::Failed(failed),
+        _ => LibraryOutcome::NotRun(format!(
+            "RunCases: {}",
+            last_line(&String::from_utf8_lossy(&output.stderr))
+        )),
+    }
+}
