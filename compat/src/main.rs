@@ -8,6 +8,7 @@
 //!               (--loom PATH | --no-loom WHY)
 //!        compat --check   (the page against this run; see check.rs)
 
+use compat::libraries::LibraryOutcome;
 use compat::Measured;
 use std::path::PathBuf;
 
@@ -18,6 +19,13 @@ fn main() {
             std::process::exit(1);
         }
         eprintln!("compat --check: the host-compatibility page matches this run");
+        return;
+    }
+    if std::env::args().nth(1).as_deref() == Some("--libraries") {
+        // The host-library measurements alone, printed (nothing written).
+        for (step, wasmtime, java) in libraries() {
+            println!("{step}: {wasmtime:?} / {java:?}");
+        }
         return;
     }
     let mut args = std::env::args().skip(1);
@@ -79,20 +87,28 @@ fn main() {
         }
     };
     eprintln!("==> the steps on two host libraries, without a proxy");
-    let java = compat::libraries::java_driver();
-    for step in harness::steps::all_steps() {
-        let wasm = harness::steps::build(&step);
-        let wasmtime = compat::libraries::on_wasmtime_library(&step, &wasm);
-        let on_java = match &java {
-            Ok(class_path) => compat::libraries::on_java_library(&step, &wasm, class_path),
-            Err(why) => compat::libraries::LibraryOutcome::NotRun(why.clone()),
-        };
-        eprintln!("    {step}: {wasmtime:?} / {on_java:?}");
-        measured.libraries.push((step, wasmtime, on_java));
-    }
+    measured.libraries = libraries();
     let page = compat::page(&measured, &previous, loom.as_ref().err());
     std::fs::write(&out, page).expect("write the page");
     let summary_path = out.with_file_name("host-compatibility-summary.md");
     std::fs::write(&summary_path, compat::summary(&measured)).expect("write the summary");
     eprintln!("==> wrote {} and {}", out.display(), summary_path.display());
+}
+
+/// Every step on proxy-wasm-host and on proxy-wasm-java-host.
+fn libraries() -> Vec<(String, LibraryOutcome, LibraryOutcome)> {
+    let java = compat::libraries::java_driver();
+    harness::steps::all_steps()
+        .into_iter()
+        .map(|step| {
+            let wasm = harness::steps::build(&step);
+            let wasmtime = compat::libraries::on_wasmtime_library(&step, &wasm);
+            let on_java = match &java {
+                Ok(class_path) => compat::libraries::on_java_library(&step, &wasm, class_path),
+                Err(why) => LibraryOutcome::NotRun(why.clone()),
+            };
+            eprintln!("    {step}: {wasmtime:?} / {on_java:?}");
+            (step, wasmtime, on_java)
+        })
+        .collect()
 }

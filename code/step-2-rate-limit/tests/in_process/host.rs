@@ -115,6 +115,7 @@ impl Clock for TestClock {
     }
 }
 
+// ANCHOR: proxy
 /// What the VMs of one proxy share: the shared data (one store for all,
 /// as Envoy has one for every worker) and the clock.
 #[derive(Clone)]
@@ -132,6 +133,7 @@ impl Proxy {
         }
     }
 }
+// ANCHOR_END: proxy
 
 /// Header pairs, name and value as bytes.
 pub type Headers = Vec<(Vec<u8>, Vec<u8>)>;

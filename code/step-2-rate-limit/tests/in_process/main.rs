@@ -145,6 +145,7 @@ fn the_sixth_request_in_a_window_waits_for_the_next() {
     assert_eq!(send_key(&mut plugin, "key-jkl012"), (200, None));
 }
 
+// ANCHOR: two_workers
 /// Two workers, each with a VM of its own, count in the one store: five
 /// requests in all pass, whichever worker they reach.
 #[test]
@@ -156,6 +157,7 @@ fn two_workers_share_one_count() {
         .collect();
     assert_eq!(answers, [200, 200, 200, 200, 200, 429, 429, 429]);
 }
+// ANCHOR_END: two_workers
 
 /// Where this host and Envoy differ: Envoy's HTTP codec refuses a header
 /// name that is not ASCII with 400 before any filter runs, so the plugin

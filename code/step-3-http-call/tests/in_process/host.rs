@@ -182,6 +182,7 @@ impl AuthService {
     }
 }
 
+// ANCHOR: callouts
 impl Callouts for AuthService {
     fn http_call(
         &self,
@@ -205,6 +206,7 @@ impl Callouts for AuthService {
         Ok(())
     }
 }
+// ANCHOR_END: callouts
 
 /// A secret for the cache, as Envoy passes `AUTH_CACHE_SECRET` from its
 /// environment to the plugin.
@@ -386,10 +388,12 @@ impl Plugin {
         let (action, request) = self.guest.with(request, |scope| {
             let stream = scope.on_context_create(Some(root))?;
             let action = scope.on_request_headers(stream, count, true)?;
+            // ANCHOR: deliver
             if let Some(call) = auth.next() {
                 let reply = answer(&call);
                 scope.on_http_call_response(stream, call.callout, response(&reply))?;
             }
+            // ANCHOR_END: deliver
             scope.on_done(stream)?;
             scope.on_log(stream)?;
             scope.on_delete(stream)?;

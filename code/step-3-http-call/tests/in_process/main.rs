@@ -134,6 +134,7 @@ fn the_auth_service_gets_the_key_as_one_json_string() {
     assert_eq!(body, serde_json::json!({ "key": forged }));
 }
 
+// ANCHOR: failures
 /// Whatever goes wrong with the auth service, the request is refused with
 /// 503 (fail closed), the VM keeps serving, and the next request asks
 /// again.
@@ -173,6 +174,7 @@ fn an_auth_service_that_fails_gets_503() {
         "the VM still serves"
     );
 }
+// ANCHOR_END: failures
 
 /// A yes is cached for 30 s and a no for 5 s, for every worker: the
 /// service is asked once per key and time-to-live.

@@ -91,6 +91,7 @@ pub struct Case {
     pub expected: Expected,
 }
 
+// ANCHOR: cases_shape
 /// A signed, timely `EVENT` sent whole: most cases change one thing.
 const SIGNED: Case = Case {
     name: "signed body",
@@ -100,6 +101,7 @@ const SIGNED: Case = Case {
     timestamp: Timestamp::Now,
     expected: Expected::Passed,
 };
+// ANCHOR_END: cases_shape
 
 pub const CASES: &[Case] = &[
     SIGNED,

@@ -127,6 +127,7 @@ struct Request {
     answer: Option<(u32, Vec<u8>)>,
 }
 
+// ANCHOR: after
 impl Request {
     /// What Envoy does with the plugin's answer to a body or trailers
     /// callback: `Continue` passes on what it holds; `Pause` keeps holding
@@ -137,6 +138,7 @@ impl Request {
         }
     }
 }
+// ANCHOR_END: after
 
 impl StreamState for Request {
     fn header_map(
@@ -259,6 +261,7 @@ impl Plugin {
             let body_ends = request.pieces.is_empty() && no_trailers;
             let action = scope.on_request_headers(stream, header_count, body_ends)?;
             let mut going = scope.stream().answer.is_none() && action == Action::Continue;
+            // ANCHOR: pieces
             for (n, piece) in request.pieces.iter().enumerate() {
                 if !going {
                     break;
@@ -270,6 +273,7 @@ impl Plugin {
                 scope.stream_mut().after(action);
                 going = scope.stream().answer.is_none();
             }
+            // ANCHOR_END: pieces
             if going && !no_trailers {
                 let action = scope.on_request_trailers(stream, trailer_count)?;
                 scope.stream_mut().after(action);

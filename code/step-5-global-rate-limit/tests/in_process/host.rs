@@ -279,6 +279,7 @@ impl Plugin {
         let (action, request) = self.guest.with(request, |scope| {
             let stream = scope.on_context_create(Some(root))?;
             let action = scope.on_request_headers(stream, count, true)?;
+            // ANCHOR: grpc_delivery
             if let Some(call) = service.next() {
                 match answer(&call) {
                     Reply::Message(message) => {
@@ -289,6 +290,7 @@ impl Plugin {
                     }
                 }
             }
+            // ANCHOR_END: grpc_delivery
             scope.on_done(stream)?;
             scope.on_log(stream)?;
             scope.on_delete(stream)?;

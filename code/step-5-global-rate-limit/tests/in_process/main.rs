@@ -26,6 +26,7 @@ fn plugin() -> Plugin {
     plugin_for(&Arc::new(RateLimitService::default()))
 }
 
+// ANCHOR: answer
 /// A `RateLimitResponse`, encoded by hand as the protobuf wire format
 /// says (not with the plugin's code): the overall code (1 OK, 2
 /// OVER_LIMIT) and one status with a limit of 5 per minute, `remaining`
@@ -40,6 +41,7 @@ fn answer(code: u8, remaining: u8) -> Vec<u8> {
         0x22, 2, 0x08, 42, // duration_until_reset: 42 s
     ]
 }
+// ANCHOR_END: answer
 
 /// The rate limit service as `envoy.yaml`'s is configured: 5 requests per
 /// minute per descriptor. It counts each distinct request message, which

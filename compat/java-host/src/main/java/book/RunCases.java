@@ -15,6 +15,7 @@ import io.roastedroot.proxywasm.internal.ProxyMap;
 import io.roastedroot.proxywasm.internal.ProxyWasm;
 import io.roastedroot.proxywasm.internal.StreamType;
 import io.roastedroot.proxywasm.internal.WasmResult;
+import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,8 +32,13 @@ import java.util.Map;
  *
  * <p>The cases file, written by the compat tool from a step's
  * tests/in_process/cases.rs, has one line per item: {@code case NAME},
- * {@code header NAME HEX_VALUE}, then {@code expect refused STATUS TEXT}
- * or {@code expect passed}.
+ * {@code request METHOD PATH} (GET /api/users when absent),
+ * {@code header NAME HEX_VALUE}, {@code body HEX_PIECE} (one line per
+ * piece of the body, as it arrives), {@code trailers} (the body ends with
+ * trailers), then {@code expect refused STATUS TEXT}, {@code expect
+ * passed} (on to the upstream with x-auth-status: valid) or {@code expect
+ * forwarded} (on to the upstream with its body unchanged). A case this
+ * library cannot send prints {@code CANNOT  NAME: why}.
  *
  * <p>A call the plugin makes is answered here as the step's own stand-ins
  * answer it: an HTTP call as step 3's auth service ({"valid":true} for the
@@ -93,6 +99,11 @@ public final class RunCases {
         Integer status;
         String body = "";
         boolean resumed;
+        final List<byte[]> pieces = new ArrayList<>();
+        final ByteArrayOutputStream sent = new ByteArrayOutputStream();
+        boolean trailers;
+        byte[] held = new byte[0];
+        final ByteArrayOutputStream forwarded = new ByteArrayOutputStream();
         byte[] httpCallBody;
         boolean grpcCalled;
 
@@ -115,6 +126,17 @@ public final class RunCases {
                 int statusCode, byte[] details, byte[] body, ProxyMap headers, int grpcStatus) {
             this.status = statusCode;
             this.body = new String(body, StandardCharsets.UTF_8);
+            return WasmResult.OK;
+        }
+
+        @Override
+        public byte[] getHttpRequestBody() {
+            return held;
+        }
+
+        @Override
+        public WasmResult setHttpRequestBody(byte[] body) {
+            held = body;
             return WasmResult.OK;
         }
 
@@ -166,15 +188,35 @@ public final class RunCases {
                 case "case" -> {
                     name = parts[1];
                     request = new Request(root);
-                    request.headers.add(":method", "GET");
-                    request.headers.add(":path", "/api/users");
                 }
+                case "request" -> {
+                    String[] request_line = parts[1].split(" ", 2);
+                    request.headers.add(":method", request_line[0]);
+                    request.headers.add(":path", request_line[1]);
+                }
+                case "body" -> {
+                    byte[] piece = HexFormat.of().parseHex(parts[1]);
+                    request.pieces.add(piece);
+                    request.sent.writeBytes(piece);
+                }
+                case "trailers" -> request.trailers = true;
                 case "header" -> {
                     String[] header = parts[1].split(" ", 2);
                     byte[] value = header.length > 1 ? HexFormat.of().parseHex(header[1]) : new byte[0];
                     request.headers.add(header[0], value);
                 }
                 case "expect" -> {
+                    if (request.headers.get(":method") == null) {
+                        request.headers.add(":method", "GET");
+                        request.headers.add(":path", "/api/users");
+                    }
+                    if (request.trailers) {
+                        // HttpContext calls the request's headers and body
+                        // callbacks; it has no call for its trailers.
+                        System.out.println(
+                                "CANNOT  " + name + ": no way to deliver request trailers");
+                        continue;
+                    }
                     String verdict = judge(wasm, request, parts[1]);
                     if (verdict == null) {
                         System.out.println("PASS  " + name);
@@ -195,7 +237,25 @@ public final class RunCases {
     static String judge(ProxyWasm wasm, Request request, String expected) {
         Action action;
         try (HttpContext context = wasm.createHttpContext(request)) {
-            action = context.callOnRequestHeaders(true);
+            boolean bodyless = request.pieces.isEmpty();
+            action = context.callOnRequestHeaders(bodyless);
+            boolean going = request.status == null && action == Action.CONTINUE;
+            for (int n = 0; going && n < request.pieces.size(); n++) {
+                // What Envoy does: the body it holds grows by each piece;
+                // Continue passes it on, Pause keeps holding it.
+                byte[] piece = request.pieces.get(n);
+                byte[] grown = new byte[request.held.length + piece.length];
+                System.arraycopy(request.held, 0, grown, 0, request.held.length);
+                System.arraycopy(piece, 0, grown, request.held.length, piece.length);
+                request.held = grown;
+                Action bodyAction = context.callOnRequestBody(n + 1 == request.pieces.size());
+                going = request.status == null;
+                if (going && bodyAction == Action.CONTINUE) {
+                    request.forwarded.writeBytes(request.held);
+                    request.held = new byte[0];
+                }
+                action = bodyAction;
+            }
             if (request.httpCallBody != null) {
                 String sent = new String(request.httpCallBody, StandardCharsets.UTF_8);
                 boolean valid = AUTH_SERVICE_KEYS.stream()
@@ -218,11 +278,18 @@ public final class RunCases {
                 : action == Action.CONTINUE || request.resumed
                         ? "passed " + authStatus(request)
                         : "paused";
+        if (expected.equals("forwarded")) {
+            boolean whole = request.status == null
+                    && request.held.length == 0
+                    && java.util.Arrays.equals(request.forwarded.toByteArray(), request.sent.toByteArray());
+            return whole ? null : "expected the body forwarded unchanged, got " + got;
+        }
         if (expected.equals("passed")) {
             return got.equals("passed [valid]") ? null : "expected passed [valid], got " + got;
         }
         String[] refused = expected.split(" ", 3);
         boolean ok = request.status != null
+                && request.forwarded.size() == 0
                 && request.status == Integer.parseInt(refused[1])
                 && request.body.contains(refused.length > 2 ? refused[2] : "");
         return ok ? null : "expected " + expected + ", got " + got;
