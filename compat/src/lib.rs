@@ -444,8 +444,19 @@ fn library_cell(outcome: &libraries::LibraryOutcome, limit: usize) -> String {
         Passed { cases, tests } if *tests > 1 => format!("pass ({cases} cases, {tests} tests)"),
         Passed { cases, .. } => format!("pass ({cases} cases)"),
         Failed(failed) => {
-            let names: Vec<&str> = failed.iter().map(String::as_str).collect();
-            format!("**{} fail**: {}", failed.len(), cut(&first_few(&names)))
+            let (cannot, names): (Vec<&str>, Vec<&str>) = failed
+                .iter()
+                .map(String::as_str)
+                .partition(|item| item.starts_with("cannot send "));
+            let unsent = match cannot.len() {
+                0 => String::new(),
+                n => format!(" ({n} more cannot be sent)"),
+            };
+            format!(
+                "**{} fail**{unsent}: {}",
+                names.len(),
+                cut(&first_few(&names))
+            )
         }
         Partly { cases, cannot } => {
             let names: Vec<&str> = cannot.iter().map(String::as_str).collect();
