@@ -140,6 +140,36 @@ impl Step {
     }
 }
 
+/// The toolchain a Rust folder pins in its `rust-toolchain.toml`
+/// (`channel = "..."`), if it pins one.
+pub fn pinned_toolchain(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("rust-toolchain.toml")).ok()?;
+    text.lines().find_map(|line| {
+        let value = line
+            .trim()
+            .strip_prefix("channel")?
+            .trim()
+            .strip_prefix('=')?;
+        Some(value.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// Cargo as a reader runs it in `dir`: with the toolchain the folder pins
+/// (`rustup run`, since the `cargo` that runs this program is its own
+/// toolchain's), otherwise the `cargo` running this program.
+pub fn cargo_in(dir: &Path) -> Command {
+    let mut command = match pinned_toolchain(dir) {
+        Some(channel) => {
+            let mut command = Command::new("rustup");
+            command.args(["run", &channel, "cargo"]);
+            command
+        }
+        None => Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())),
+    };
+    command.current_dir(dir);
+    command
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,34 +230,4 @@ mod tests {
             );
         }
     }
-}
-
-/// The toolchain a Rust folder pins in its `rust-toolchain.toml`
-/// (`channel = "..."`), if it pins one.
-pub fn pinned_toolchain(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("rust-toolchain.toml")).ok()?;
-    text.lines().find_map(|line| {
-        let value = line
-            .trim()
-            .strip_prefix("channel")?
-            .trim()
-            .strip_prefix('=')?;
-        Some(value.trim().trim_matches('"').to_owned())
-    })
-}
-
-/// Cargo as a reader runs it in `dir`: with the toolchain the folder pins
-/// (`rustup run`, since the `cargo` that runs this program is its own
-/// toolchain's), otherwise the `cargo` running this program.
-pub fn cargo_in(dir: &Path) -> Command {
-    let mut command = match pinned_toolchain(dir) {
-        Some(channel) => {
-            let mut command = Command::new("rustup");
-            command.args(["run", &channel, "cargo"]);
-            command
-        }
-        None => Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())),
-    };
-    command.current_dir(dir);
-    command
 }
