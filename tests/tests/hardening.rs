@@ -98,10 +98,13 @@ fn forged_status_header_reaches_public_routes_without_the_route_rule() {
 
 #[test]
 fn copying_the_key_set_per_request_fails_the_sharing_test() {
-    let run_unit_tests = |dir: &Path| {
-        Command::new(env!("CARGO"))
-            .args(["test", "--quiet", "filters_share_one_key_set"])
-            .current_dir(dir)
+    // As a reader runs it, with the folder's pinned toolchain. A target
+    // directory holds one build of a package name, so the copy gets one of
+    // its own, and no in-process tests (only its unit test is wanted).
+    let run_unit_tests = |dir: &Path, target: &str| {
+        project::step::cargo_in(dir)
+            .args(["test", "--quiet", "--lib", "filters_share_one_key_set"])
+            .env("CARGO_TARGET_DIR", harness::paths::repo_root().join(target))
             .output()
             .expect("run cargo test")
     };
@@ -110,7 +113,14 @@ fn copying_the_key_set_per_request_fails_the_sharing_test() {
         "copy-keys-per-request",
         &naive::COPY_KEYS_PER_REQUEST,
     );
-    let output = run_unit_tests(&naive);
+    let manifest = naive.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("read the copy's Cargo.toml");
+    std::fs::write(
+        &manifest,
+        project::listings::before_testing_chapter("Cargo.toml", &text),
+    )
+    .expect("write the copy's Cargo.toml");
+    let output = run_unit_tests(&naive, "target/naive/unit-tests");
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         !output.status.success(),
@@ -120,7 +130,7 @@ fn copying_the_key_set_per_request_fails_the_sharing_test() {
 
     let step = harness::paths::repo_root().join("code/step-1-auth");
     assert!(
-        run_unit_tests(&step).status.success(),
+        run_unit_tests(&step, "target/steps-host").status.success(),
         "step: the sharing test failed"
     );
 }
