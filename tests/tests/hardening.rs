@@ -11,7 +11,6 @@ use harness::stack::{AuthService, Stack};
 use harness::steps;
 use harness::variants::{self, naive};
 use std::path::Path;
-use std::process::Command;
 
 fn start(name: &str, example: &str, wasm: &Path, concurrency: u32) -> Stack {
     Stack::start(name, example, wasm, concurrency, |_| {}).unwrap_or_else(|log| panic!("{log}"))
