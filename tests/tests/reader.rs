@@ -160,6 +160,19 @@ fn reuse_build_output(cache: &Path, cwd: &Path) {
     }
 }
 
+/// The folder now builds with its pinned release: its build output so
+/// far goes back to `cache`, and the pinned release's from the previous
+/// replay, if any, comes in.
+fn swap_build_output(cwd: &Path, cache: &Path, pinned_cache: &Path) {
+    let target = cwd.join("target");
+    if target.is_dir() && !cache.exists() {
+        std::fs::rename(&target, cache).expect("keep the build cache");
+    }
+    if pinned_cache.is_dir() && !target.exists() {
+        std::fs::rename(pinned_cache, &target).expect("move the pinned build cache in");
+    }
+}
+
 /// Compares a command's output with what the book shows, or, under
 /// `cargo xtask capture`, writes part one's own captures (the others
 /// belong to the tests that write them).
@@ -245,15 +258,24 @@ fn part_one_and_its_tests_replayed_from_an_empty_folder_end_in_step_1() {
     let _ports = take_book_ports();
     let root = outside_workspace("part-one");
     let cache = outside_workspace("part-one-target");
+    // Once the folder pins its Rust release (Testing your plugin), its
+    // builds are that release's: kept apart, or the two releases would
+    // rebuild each other's dependencies on every replay.
+    let pinned_cache = outside_workspace("part-one-target-pinned");
     let logs = paths::repo_root().join("target/harness/part-one");
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs).expect("create the log folder");
     // The previous replay's crate: keep its build output, drop the rest.
-    if let Ok(entries) = std::fs::read_dir(&root) {
+    if let Ok(entries) = std::fs::read_dir(root.join("projects")) {
         for entry in entries.filter_map(Result::ok) {
             let target = entry.path().join("target");
-            if target.is_dir() && !cache.exists() {
-                std::fs::rename(&target, &cache).expect("keep the build cache");
+            let keep = if entry.path().join("rust-toolchain.toml").is_file() {
+                &pinned_cache
+            } else {
+                &cache
+            };
+            if target.is_dir() && !keep.exists() {
+                std::fs::rename(&target, keep).expect("keep the build cache");
             }
         }
     }
@@ -275,6 +297,9 @@ fn part_one_and_its_tests_replayed_from_an_empty_folder_end_in_step_1() {
                     .expect("create the file's folder");
                 std::fs::write(&file, format!("{content}\n")).expect("write the book's file");
                 written.push(path.clone());
+                if path == "rust-toolchain.toml" {
+                    swap_build_output(&cwd, &cache, &pinned_cache);
+                }
             }
             Action::ApplyDiff { path, diff } => {
                 let file = cwd.join(path);
