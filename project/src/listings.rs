@@ -230,9 +230,7 @@ pub fn unpack_archive(archive: &Path, into: &Path) -> Result<(), String> {
 /// Returns the files written.
 pub fn generate() -> Result<Vec<PathBuf>, String> {
     let out = generated_dir().join("first-plugin");
-    if out.exists() {
-        std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    }
+    remove_generated(&out)?;
     let mut written = Vec::new();
     let stages = part_one_stages();
     for pair in stages.windows(2) {
@@ -266,14 +264,21 @@ pub fn generate() -> Result<Vec<PathBuf>, String> {
     Ok(written)
 }
 
+/// Removes what an earlier run generated in `out`, so a file the book no
+/// longer shows is not left behind.
+fn remove_generated(out: &Path) -> Result<(), String> {
+    if out.exists() {
+        std::fs::remove_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    Ok(())
+}
+
 /// `src/generated/testing/<file>.diff`: what "Testing your plugin" changes
 /// in step 1's files as part one leaves them.
 fn testing_diffs() -> Result<Vec<PathBuf>, String> {
     let step_1 = crate::repo_root().join("code/step-1-auth");
     let out = generated_dir().join("testing");
-    if out.exists() {
-        std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    }
+    remove_generated(&out)?;
     let mut written = Vec::new();
     for file in reader_files(&step_1) {
         let text =
@@ -300,9 +305,7 @@ fn testing_diffs() -> Result<Vec<PathBuf>, String> {
 fn step_diffs() -> Result<Vec<PathBuf>, String> {
     let code = crate::repo_root().join("code");
     let out = generated_dir().join("steps");
-    if out.exists() {
-        std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    }
+    remove_generated(&out)?;
     let mut written = Vec::new();
     for (step, base) in GROWS_FROM {
         for relative in folder_files(&code.join(step)) {
