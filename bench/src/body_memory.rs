@@ -43,6 +43,7 @@ fn received_bytes(stack: &Stack) -> u64 {
 
 pub fn measure(wasm: &Path, quick: bool) -> Value {
     let json = json!({
+        "scheme": "custom",
         "signature_header": "x-signature-256",
         "secrets": ["bench-secret-0123456789abcdef0123456789"],
         "max_body_bytes": 1_048_576,

@@ -155,6 +155,7 @@ const BODY_SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 
 fn signed_body_json() -> String {
     json!({
+        "scheme": "custom",
         "signature_header": "x-signature-256",
         "secrets": [BODY_SECRET],
         "max_body_bytes": 1_048_576,

@@ -101,16 +101,26 @@ impl EnvoyConfig {
         self.text = edited.join("\n") + "\n";
     }
 
-    /// The `.wasm` path of the plugin (the one `filename:` line).
+    /// The `.wasm` path of the plugin, in every `filename:` line (each
+    /// instance of the plugin in the configuration).
     pub fn set_wasm(&mut self, wasm: &Path) {
-        let line = self
+        // Every instance of the plugin in the configuration loads it.
+        let lines: Vec<String> = self
             .text
             .lines()
-            .find(|line| line.trim_start().starts_with("filename:"))
-            .expect("the Envoy config has a `filename:` line")
-            .to_owned();
-        let indent = &line[..line.len() - line.trim_start().len()];
-        self.replace_once(&line, &format!("{indent}filename: {}", wasm.display()));
+            .filter(|line| line.trim_start().starts_with("filename:"))
+            .map(str::to_owned)
+            .collect();
+        assert!(
+            !lines.is_empty(),
+            "the Envoy config has no `filename:` line"
+        );
+        for line in lines {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            self.text = self
+                .text
+                .replace(&line, &format!("{indent}filename: {}", wasm.display()));
+        }
     }
 }
 

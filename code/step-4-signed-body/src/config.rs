@@ -2,6 +2,7 @@
 //! It holds shared secrets, so no message, log line or `Debug` output made
 //! from it ever contains one.
 
+use crate::scheme::Scheme;
 use crate::signature::Secret;
 use serde::Deserialize;
 use std::fmt;
@@ -11,50 +12,56 @@ use std::fmt;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    /// For example `X-Signature-256`, carrying `sha256=<64 hex digits>`.
-    signature_header: String,
+    /// Whose signatures: `github`, `stripe`, `slack`, `standard-webhooks`,
+    /// or `custom` (the book's own, with the header names below).
+    scheme: String,
     /// Every secret currently accepted: during a rotation, the old and the
     /// new one.
     secrets: Vec<String>,
     /// The largest body accepted; a longer one is refused with 413.
     max_body_bytes: u64,
-    /// When set, the sender also signs the time it sent the request (Unix
-    /// seconds in this header): a request older than the tolerance is
-    /// refused, so a replay works only within it.
-    #[serde(default)]
-    timestamp_header: Option<String>,
+    /// How far the signed time may be from the proxy's clock; a replay
+    /// works only within it. Each sender's own recommendation by default.
     #[serde(default)]
     timestamp_tolerance_seconds: Option<u64>,
+    /// `custom` only: the header carrying `sha256=<64 hex digits>`.
+    #[serde(default)]
+    signature_header: Option<String>,
+    /// `custom` only: when set, the sender also signs the time it sent the
+    /// request (Unix seconds in this header) as `<timestamp>.<body>`.
+    #[serde(default)]
+    timestamp_header: Option<String>,
 }
 // ANCHOR_END: raw_config
 
 // ANCHOR: limits
-/// A secret shorter than SHA-256's output would be the weakest part of the
-/// scheme (RFC 2104 section 3 recommends at least the hash length).
-pub const MIN_SECRET_BYTES: usize = 32;
+/// No secret shorter than this is accepted, whatever the scheme: NIST's
+/// first HMAC standard required a key of at least half the hash's output
+/// (FIPS 198, section 3: L/2, 16 bytes for SHA-256). From this up to the
+/// scheme's recommended length (`Scheme::recommended_secret_bytes`), a
+/// secret is accepted with a warning.
+pub const MIN_SECRET_BYTES: usize = 16;
 
 /// Envoy holds the whole body in memory while the plugin decides, once per
 /// concurrent request: this caps what one request can make it hold.
 pub const MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
 
-/// Used when `timestamp_header` is set without a tolerance: five minutes,
-/// as Stripe's libraries default to.
+/// The tolerance when the configuration gives none: five minutes, what
+/// Stripe's libraries default to and Slack's documentation asks for.
 pub const DEFAULT_TOLERANCE_SECONDS: u64 = 300;
 pub const MAX_TOLERANCE_SECONDS: u64 = 3600;
 // ANCHOR_END: limits
 
 /// The checked configuration every request of this VM reads.
 pub struct SignatureConfig {
-    /// Lower-cased, as Envoy hands plugins lower-case header names.
-    pub signature_header: String,
+    pub scheme: Scheme,
     pub secrets: Vec<Secret>,
     pub max_body_bytes: usize,
-    pub timestamp: Option<TimestampRule>,
-}
-
-pub struct TimestampRule {
-    pub header: String,
-    pub tolerance_seconds: u64,
+    /// For the schemes that sign a time.
+    pub tolerance_seconds: Option<u64>,
+    /// The positions (from 1) of secrets shorter than the scheme
+    /// recommends: logged once, as a warning, when the plugin starts.
+    pub short_secrets: Vec<usize>,
 }
 
 /// Why a configuration was refused. A secret is named by its position in
@@ -70,6 +77,11 @@ pub enum ConfigError {
         column: usize,
         problem: &'static str,
     },
+    UnknownScheme,
+    /// `signature_header` or `timestamp_header` with a scheme that names
+    /// its own headers.
+    NotForScheme(&'static str),
+    NoSignatureHeader,
     BadHeaderName(&'static str),
     NoSecrets,
     ShortSecret {
@@ -82,7 +94,7 @@ pub enum ConfigError {
         position: usize,
     },
     BodyLimit,
-    ToleranceWithoutHeader,
+    ToleranceWithoutTimestamp,
     Tolerance,
 }
 
@@ -98,6 +110,17 @@ impl fmt::Display for ConfigError {
                 f,
                 "configuration is not valid: {problem} (line {line}, column {column})"
             ),
+            ConfigError::UnknownScheme => write!(
+                f,
+                "`scheme` must be one of custom, github, stripe, slack, standard-webhooks"
+            ),
+            ConfigError::NotForScheme(field) => write!(
+                f,
+                "`{field}` is for the custom scheme only: the others name their own headers"
+            ),
+            ConfigError::NoSignatureHeader => {
+                write!(f, "the custom scheme needs `signature_header`")
+            }
             ConfigError::BadHeaderName(field) => {
                 write!(
                     f,
@@ -111,7 +134,8 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::UnusableSecret { position } => write!(
                 f,
-                "secret number {position} in `secrets` is not a usable HMAC key"
+                "secret number {position} in `secrets` is not a usable key for this scheme \
+                 (standard-webhooks secrets are `whsec_` and base64)"
             ),
             ConfigError::RepeatedSecret { position } => {
                 write!(
@@ -122,9 +146,11 @@ impl fmt::Display for ConfigError {
             ConfigError::BodyLimit => {
                 write!(f, "`max_body_bytes` must be between 1 and {MAX_BODY_BYTES}")
             }
-            ConfigError::ToleranceWithoutHeader => {
-                write!(f, "`timestamp_tolerance_seconds` needs `timestamp_header`")
-            }
+            ConfigError::ToleranceWithoutTimestamp => write!(
+                f,
+                "`timestamp_tolerance_seconds` needs a signed timestamp \
+                 (`timestamp_header` for custom; github signs none)"
+            ),
             ConfigError::Tolerance => write!(
                 f,
                 "`timestamp_tolerance_seconds` must be between 1 and {MAX_TOLERANCE_SECONDS}"
@@ -138,50 +164,86 @@ impl SignatureConfig {
         let bytes = bytes.ok_or(ConfigError::Missing)?;
         let raw: RawConfig = serde_json::from_slice(bytes).map_err(json_error)?;
 
-        let signature_header = header_name(&raw.signature_header, "signature_header")?;
-        if raw.secrets.is_empty() {
-            return Err(ConfigError::NoSecrets);
-        }
-        let mut secrets: Vec<Secret> = Vec::with_capacity(raw.secrets.len());
-        for (index, text) in raw.secrets.iter().enumerate() {
-            let position = index + 1;
-            if text.len() < MIN_SECRET_BYTES {
-                return Err(ConfigError::ShortSecret { position });
-            }
-            if raw.secrets[..index].contains(text) {
-                return Err(ConfigError::RepeatedSecret { position });
-            }
-            secrets.push(
-                Secret::new(text.as_bytes()).ok_or(ConfigError::UnusableSecret { position })?,
-            );
-        }
+        let scheme = scheme(&raw)?;
+        let (secrets, short_secrets) = secrets(&scheme, &raw.secrets)?;
         if raw.max_body_bytes == 0 || raw.max_body_bytes > MAX_BODY_BYTES {
             return Err(ConfigError::BodyLimit);
         }
-        let timestamp = match (raw.timestamp_header, raw.timestamp_tolerance_seconds) {
-            (None, None) => None,
-            (None, Some(_)) => return Err(ConfigError::ToleranceWithoutHeader),
-            (Some(name), tolerance) => {
-                let tolerance_seconds = tolerance.unwrap_or(DEFAULT_TOLERANCE_SECONDS);
-                if tolerance_seconds == 0 || tolerance_seconds > MAX_TOLERANCE_SECONDS {
+        let tolerance_seconds = match (scheme.signs_a_timestamp(), raw.timestamp_tolerance_seconds)
+        {
+            (false, None) => None,
+            (false, Some(_)) => return Err(ConfigError::ToleranceWithoutTimestamp),
+            (true, tolerance) => {
+                let tolerance = tolerance.unwrap_or(DEFAULT_TOLERANCE_SECONDS);
+                if tolerance == 0 || tolerance > MAX_TOLERANCE_SECONDS {
                     return Err(ConfigError::Tolerance);
                 }
-                Some(TimestampRule {
-                    header: header_name(&name, "timestamp_header")?,
-                    tolerance_seconds,
-                })
+                Some(tolerance)
             }
         };
 
         Ok(SignatureConfig {
-            signature_header,
+            scheme,
             secrets,
             // At most MAX_BODY_BYTES, so it fits in a usize even on wasm32.
             max_body_bytes: raw.max_body_bytes as usize,
-            timestamp,
+            tolerance_seconds,
+            short_secrets,
         })
     }
 }
+
+fn scheme(raw: &RawConfig) -> Result<Scheme, ConfigError> {
+    if raw.scheme == "custom" {
+        let name = raw
+            .signature_header
+            .as_deref()
+            .ok_or(ConfigError::NoSignatureHeader)?;
+        return Ok(Scheme::Custom {
+            signature_header: header_name(name, "signature_header")?,
+            timestamp_header: match &raw.timestamp_header {
+                Some(name) => Some(header_name(name, "timestamp_header")?),
+                None => None,
+            },
+        });
+    }
+    let scheme = Scheme::named(&raw.scheme).ok_or(ConfigError::UnknownScheme)?;
+    if raw.signature_header.is_some() {
+        return Err(ConfigError::NotForScheme("signature_header"));
+    }
+    if raw.timestamp_header.is_some() {
+        return Err(ConfigError::NotForScheme("timestamp_header"));
+    }
+    Ok(scheme)
+}
+
+// ANCHOR: secrets
+/// Each secret keyed once. Returns the keys, and the positions of those
+/// shorter than the scheme recommends (accepted, with a warning).
+fn secrets(scheme: &Scheme, texts: &[String]) -> Result<(Vec<Secret>, Vec<usize>), ConfigError> {
+    if texts.is_empty() {
+        return Err(ConfigError::NoSecrets);
+    }
+    let (mut secrets, mut short) = (Vec::with_capacity(texts.len()), Vec::new());
+    for (index, text) in texts.iter().enumerate() {
+        let position = index + 1;
+        if texts[..index].contains(text) {
+            return Err(ConfigError::RepeatedSecret { position });
+        }
+        let key = scheme
+            .key_of(text)
+            .ok_or(ConfigError::UnusableSecret { position })?;
+        if key.len() < MIN_SECRET_BYTES {
+            return Err(ConfigError::ShortSecret { position });
+        }
+        if key.len() < scheme.recommended_secret_bytes() {
+            short.push(position);
+        }
+        secrets.push(Secret::new(&key).ok_or(ConfigError::UnusableSecret { position })?);
+    }
+    Ok((secrets, short))
+}
+// ANCHOR_END: secrets
 
 fn json_error(error: serde_json::Error) -> ConfigError {
     use serde_json::error::Category;
@@ -221,21 +283,66 @@ mod tests {
     }
 
     #[test]
-    fn accepts_a_good_config() {
+    fn accepts_a_custom_config() {
         let json = format!(
-            r#"{{"signature_header":"X-Signature-256","secrets":["{SECRET}"],"max_body_bytes":1024,
-                "timestamp_header":"X-Signature-Timestamp"}}"#
+            r#"{{"scheme":"custom","signature_header":"X-Signature-256","secrets":["{SECRET}"],
+                "max_body_bytes":1024,"timestamp_header":"X-Signature-Timestamp"}}"#
         );
         let Ok(config) = parse(&json) else {
             panic!("a good configuration was refused");
         };
-        assert_eq!(config.signature_header, "x-signature-256");
-        assert_eq!(config.max_body_bytes, 1024);
-        let Some(rule) = config.timestamp else {
-            panic!("timestamp rule missing");
+        let Scheme::Custom {
+            signature_header,
+            timestamp_header,
+        } = &config.scheme
+        else {
+            panic!("not the custom scheme");
         };
-        assert_eq!(rule.header, "x-signature-timestamp");
-        assert_eq!(rule.tolerance_seconds, DEFAULT_TOLERANCE_SECONDS);
+        assert_eq!(signature_header, "x-signature-256");
+        assert_eq!(timestamp_header.as_deref(), Some("x-signature-timestamp"));
+        assert_eq!(config.max_body_bytes, 1024);
+        assert_eq!(config.tolerance_seconds, Some(DEFAULT_TOLERANCE_SECONDS));
+        assert!(config.short_secrets.is_empty());
+    }
+
+    #[test]
+    fn accepts_each_sender_and_warns_about_short_secrets() {
+        for (scheme, secret, tolerance, short) in [
+            ("github", "It's a Secret to Everybody", None, true),
+            ("github", SECRET, None, false),
+            (
+                "stripe",
+                "whsec_0123456789abcdef0123456789abcdef",
+                Some(300),
+                false,
+            ),
+            (
+                "slack",
+                "8f742231b10e8888abcd99yyyzzz85a5",
+                Some(300),
+                false,
+            ),
+            (
+                "standard-webhooks",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                Some(300),
+                false,
+            ),
+            (
+                "standard-webhooks",
+                "whsec_MDEyMzQ1Njc4OWFiY2RlZg==",
+                Some(300),
+                true,
+            ),
+        ] {
+            let json =
+                format!(r#"{{"scheme":"{scheme}","secrets":["{secret}"],"max_body_bytes":10}}"#);
+            let Ok(config) = parse(&json) else {
+                panic!("refused: {json}");
+            };
+            assert_eq!(config.tolerance_seconds, tolerance, "{scheme}");
+            assert_eq!(!config.short_secrets.is_empty(), short, "{scheme} {secret}");
+        }
     }
 
     #[test]
@@ -244,12 +351,28 @@ mod tests {
             SignatureConfig::parse(None).err(),
             Some(ConfigError::Missing)
         );
-        let h = r#""signature_header":"x-sig""#;
+        let h = r#""scheme":"custom","signature_header":"x-sig""#;
         let s = format!(r#""secrets":["{SECRET}"]"#);
         let m = r#""max_body_bytes":10"#;
         for (json, expected) in [
             (
-                format!(r#"{{"signature_header":"bad header",{s},{m}}}"#),
+                format!(r#"{{"scheme":"gitlab",{s},{m}}}"#),
+                ConfigError::UnknownScheme,
+            ),
+            (
+                format!(r#"{{"scheme":"custom",{s},{m}}}"#),
+                ConfigError::NoSignatureHeader,
+            ),
+            (
+                format!(r#"{{"scheme":"github","signature_header":"x",{s},{m}}}"#),
+                ConfigError::NotForScheme("signature_header"),
+            ),
+            (
+                format!(r#"{{"scheme":"slack","timestamp_header":"x",{s},{m}}}"#),
+                ConfigError::NotForScheme("timestamp_header"),
+            ),
+            (
+                format!(r#"{{"scheme":"custom","signature_header":"bad header",{s},{m}}}"#),
                 ConfigError::BadHeaderName("signature_header"),
             ),
             (
@@ -257,7 +380,17 @@ mod tests {
                 ConfigError::NoSecrets,
             ),
             (
-                format!(r#"{{{h},"secrets":["short"],{m}}}"#),
+                format!(r#"{{{h},"secrets":["0123456789abc"],{m}}}"#),
+                ConfigError::ShortSecret { position: 1 },
+            ),
+            (
+                format!(r#"{{"scheme":"standard-webhooks","secrets":["{SECRET}"],{m}}}"#),
+                ConfigError::UnusableSecret { position: 1 },
+            ),
+            (
+                format!(
+                    r#"{{"scheme":"standard-webhooks","secrets":["whsec_MDEyMzQ1Njc4OWFi"],{m}}}"#
+                ),
                 ConfigError::ShortSecret { position: 1 },
             ),
             (
@@ -274,12 +407,14 @@ mod tests {
             ),
             (
                 format!(r#"{{{h},{s},{m},"timestamp_tolerance_seconds":5}}"#),
-                ConfigError::ToleranceWithoutHeader,
+                ConfigError::ToleranceWithoutTimestamp,
             ),
             (
-                format!(
-                    r#"{{{h},{s},{m},"timestamp_header":"t","timestamp_tolerance_seconds":0}}"#
-                ),
+                format!(r#"{{"scheme":"github",{s},{m},"timestamp_tolerance_seconds":5}}"#),
+                ConfigError::ToleranceWithoutTimestamp,
+            ),
+            (
+                format!(r#"{{"scheme":"stripe",{s},{m},"timestamp_tolerance_seconds":0}}"#),
                 ConfigError::Tolerance,
             ),
         ] {
@@ -291,23 +426,24 @@ mod tests {
     /// the error message, which Envoy logs.
     #[test]
     fn errors_never_quote_a_secret() {
-        let h = r#""signature_header":"x-sig""#;
+        let h = r#""scheme":"custom","signature_header":"x-sig""#;
         for json in [
             format!(r#"{{{h},"secrets":"{SECRET}","max_body_bytes":10}}"#),
             format!(r#"{{{h},"secrets":[{{"s":"{SECRET}"}}],"max_body_bytes":10}}"#),
             format!(r#"{{{h},"secrets":["{SECRET}", 5],"max_body_bytes":10}}"#),
             format!(r#"{{{h},"secrets":["{SECRET}"],"max_body_bytes":"{SECRET}"}}"#),
             format!(r#"{{{h},"secrets":["{SECRET}"],"max_body_bytes":10,"{SECRET}":1}}"#),
+            format!(r#"{{"scheme":"{SECRET}","secrets":["{SECRET}"],"max_body_bytes":10}}"#),
             format!(
                 r#"{{{h},"secrets":["{}"],"max_body_bytes":10}}"#,
-                &SECRET[..20]
+                &SECRET[..10]
             ),
         ] {
             let Err(error) = parse(&json) else {
                 panic!("accepted: {json}");
             };
             let message = error.to_string();
-            assert!(!message.contains(&SECRET[..20]), "{message}");
+            assert!(!message.contains(&SECRET[..10]), "{message}");
         }
     }
 }

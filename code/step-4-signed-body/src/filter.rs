@@ -2,16 +2,16 @@
 //! seen and its signature checked.
 
 use crate::config::SignatureConfig;
-use crate::signature::{parse_signature, parse_timestamp, Verifier};
+use crate::signature::{Mac, Verifier};
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, Bytes};
+use proxy_wasm::types::Action;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 // ANCHOR: verdict
 /// What the plugin decided about one request, kept for the access log line.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Verdict {
+pub enum Verdict {
     /// Headers seen, body still arriving.
     Pending,
     Verified,
@@ -21,6 +21,7 @@ enum Verdict {
     RepeatedHeader,
     BadTimestamp,
     StaleTimestamp,
+    BadWebhookId,
     BodyTooLarge,
     NotConfigured,
 }
@@ -36,7 +37,8 @@ pub struct SignatureFilter {
 }
 
 struct BodyCheck {
-    signature: [u8; 32],
+    /// Every signature the sender sent (several during a rotation).
+    signatures: Vec<Mac>,
     verifier: Verifier,
     /// How many bytes of the body the verifier has already read.
     hashed: usize,
@@ -54,15 +56,6 @@ impl SignatureFilter {
 // ANCHOR_END: filter
 
 impl SignatureFilter {
-    /// Every value of the header `name`, as bytes (see step 1).
-    fn header_values(&self, name: &str) -> Vec<Bytes> {
-        self.get_http_request_headers_bytes()
-            .into_iter()
-            .filter(|(header, _)| header == name)
-            .map(|(_, value)| value)
-            .collect()
-    }
-
     /// Answers the client directly and forgets the body check: the request,
     /// and any part of its body, never reaches the upstream.
     fn reject(&mut self, verdict: Verdict, status: u32, message: &str) -> Action {
@@ -83,70 +76,41 @@ impl SignatureFilter {
     /// Everything that can be decided from the headers alone. `Ok` carries
     /// the check the body must still pass; `Err` the answer already sent.
     fn check_headers(&mut self, config: &SignatureConfig) -> Result<BodyCheck, Action> {
-        // One signature, read one way: with two, the plugin could verify
-        // one while the upstream reads the other.
-        let signature = match self.header_values(&config.signature_header).as_slice() {
-            [] => return Err(self.reject(Verdict::MissingSignature, 401, "missing signature")),
-            [value] => match parse_signature(value) {
-                Some(signature) => signature,
-                None => {
-                    return Err(self.reject(
-                        Verdict::MalformedSignature,
-                        401,
-                        "malformed signature",
-                    ))
-                }
-            },
-            _ => {
-                return Err(self.reject(
-                    Verdict::RepeatedHeader,
-                    400,
-                    "signature sent more than once",
-                ))
+        let headers = self.get_http_request_headers_bytes();
+        // The scheme reads its headers exactly as its sender writes them,
+        // each header once: with two, the plugin could verify one while
+        // the upstream reads the other.
+        let claim = match config.scheme.read(&headers) {
+            Ok(claim) => claim,
+            Err(refusal) => {
+                return Err(self.reject(refusal.verdict, refusal.status, refusal.message))
             }
         };
-
-        let timestamp = match &config.timestamp {
-            None => None,
-            Some(rule) => {
-                let values = self.header_values(&rule.header);
-                let [value] = values.as_slice() else {
-                    let message = if values.is_empty() {
-                        "missing timestamp"
-                    } else {
-                        "timestamp sent more than once"
-                    };
-                    return Err(self.reject(Verdict::BadTimestamp, 400, message));
-                };
-                let Some(sent) = parse_timestamp(value) else {
-                    return Err(self.reject(Verdict::BadTimestamp, 400, "malformed timestamp"));
-                };
-                let now = self
-                    .get_current_time()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                if now.abs_diff(sent) > rule.tolerance_seconds {
-                    return Err(self.reject(Verdict::StaleTimestamp, 400, "stale timestamp"));
-                }
-                Some(value.clone())
+        if let (Some(sent), Some(tolerance)) = (claim.timestamp, config.tolerance_seconds) {
+            let now = self
+                .get_current_time()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if now.abs_diff(sent) > tolerance {
+                return Err(self.reject(Verdict::StaleTimestamp, 400, "stale timestamp"));
             }
-        };
+        }
 
         // A declared length over the limit is refused before any of the
         // body arrives. (Envoy has already refused a request whose
         // `content-length` is malformed or given twice with two values.)
-        let declared_too_long = self
-            .header_values("content-length")
+        let declared_too_long = headers
             .iter()
-            .filter_map(|value| std::str::from_utf8(value).ok()?.parse::<u64>().ok())
+            .filter(|(name, _)| name == "content-length")
+            .filter_map(|(_, value)| std::str::from_utf8(value).ok()?.parse::<u64>().ok())
             .any(|length| length > config.max_body_bytes as u64);
         if declared_too_long {
             return Err(self.reject(Verdict::BodyTooLarge, 413, "body too large"));
         }
 
         Ok(BodyCheck {
-            signature,
-            verifier: Verifier::start(&config.secrets, timestamp.as_deref()),
+            signatures: claim.signatures,
+            verifier: Verifier::start(&config.secrets, &claim.prefix),
             hashed: 0,
         })
     }
@@ -156,7 +120,7 @@ impl SignatureFilter {
         let Some(check) = self.check.take() else {
             return Action::Pause;
         };
-        if check.verifier.matches(&check.signature) {
+        if check.verifier.matches(&check.signatures) {
             self.verdict = Verdict::Verified;
             Action::Continue
         } else {

@@ -1,8 +1,10 @@
 //! Step 4: only requests whose body carries a valid HMAC-SHA256 signature
-//! reach the upstream, the way GitHub and Stripe sign webhook deliveries.
+//! reach the upstream: signed the book's own way, or as GitHub, Stripe,
+//! Slack or a Standard Webhooks sender signs its deliveries.
 
 mod config;
 mod filter;
+mod scheme;
 mod signature;
 
 use config::SignatureConfig;
@@ -32,18 +34,23 @@ impl RootContext for SignatureRoot {
                 // How many secrets, never which: a log line is not the
                 // place for a shared secret, not even its first letters.
                 log::info!(
-                    "configured, header `{}`, {} secret(s), bodies up to {} bytes{}",
-                    config.signature_header,
+                    "configured, {}, {} secret(s), bodies up to {} bytes{}",
+                    config.scheme.describe(),
                     config.secrets.len(),
                     config.max_body_bytes,
-                    match &config.timestamp {
-                        Some(t) => format!(
-                            ", timestamp `{}` within {} s",
-                            t.header, t.tolerance_seconds
-                        ),
+                    match config.tolerance_seconds {
+                        Some(seconds) => format!(", timestamp within {seconds} s"),
                         None => String::new(),
                     }
                 );
+                for position in &config.short_secrets {
+                    log::warn!(
+                        "secret number {position} in `secrets` is shorter than the {} bytes \
+                         this scheme recommends: accepted, but replace it with a longer \
+                         random one",
+                        config.scheme.recommended_secret_bytes()
+                    );
+                }
                 self.config = Some(Rc::new(config));
                 true
             }

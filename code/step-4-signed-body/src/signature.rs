@@ -1,7 +1,8 @@
 //! HMAC-SHA256 over the request body, from the RustCrypto crates: this
-//! module only decides what is signed and how the signature is written.
+//! module keys the secrets, reads a hex MAC and compares in constant time.
 
-use hmac::{Hmac, Mac};
+use hmac::digest::CtOutput;
+use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -26,10 +27,12 @@ impl Secret {
 // ANCHOR_END: secret
 
 // ANCHOR: parse_signature
-/// What the sender writes in the signature header: `sha256=` and the 32
-/// bytes of the MAC in hex (either case). Anything else is malformed.
-pub fn parse_signature(value: &[u8]) -> Option<[u8; 32]> {
-    let hex = value.strip_prefix(b"sha256=")?;
+/// An HMAC-SHA256: 32 bytes.
+pub type Mac = [u8; 32];
+
+/// 64 hex digits (either case), as the hex schemes write a MAC after
+/// their prefix (`sha256=`, `v0=`, `v1=`). Anything else is malformed.
+pub fn parse_hex_mac(hex: &[u8]) -> Option<Mac> {
     if hex.len() != 64 {
         return None;
     }
@@ -51,24 +54,20 @@ fn hex_value(digit: u8) -> Option<u8> {
 // ANCHOR_END: parse_signature
 
 // ANCHOR: verifier
-/// The MAC of one request's body under every configured secret, fed chunk
-/// by chunk as the body arrives, so the plugin never holds a copy of the
+/// The MAC of one request under every configured secret, fed chunk by
+/// chunk as the body arrives, so the plugin never holds a copy of the
 /// whole body.
 pub struct Verifier {
     macs: Vec<HmacSha256>,
 }
 
 impl Verifier {
-    /// `timestamp`, when the configuration asks for one, is signed before
-    /// the body as `<timestamp>.`: a replayed body with a fresh timestamp
-    /// then no longer matches its signature.
-    pub fn start(secrets: &[Secret], timestamp: Option<&[u8]>) -> Self {
+    /// `prefix` is what the scheme signs before the body (a timestamp, an
+    /// id): a replayed body with a fresh timestamp then no longer matches.
+    pub fn start(secrets: &[Secret], prefix: &[u8]) -> Self {
         let mut macs: Vec<HmacSha256> = secrets.iter().map(|s| s.0.clone()).collect();
-        if let Some(timestamp) = timestamp {
-            for mac in &mut macs {
-                mac.update(timestamp);
-                mac.update(b".");
-            }
+        for mac in &mut macs {
+            mac.update(prefix);
         }
         Verifier { macs }
     }
@@ -79,14 +78,21 @@ impl Verifier {
         }
     }
 
-    /// True when the signature matches under any secret. `verify_slice`
-    /// compares in constant time, and every secret is tried even after a
-    /// match, so the time taken says nothing about the signature or about
-    /// which secret signed it.
-    pub fn matches(self, signature: &[u8; 32]) -> bool {
-        self.macs.into_iter().fold(false, |found, mac| {
-            mac.verify_slice(signature).is_ok() | found
-        })
+    /// True when any signature matches under any secret. `CtOutput`
+    /// compares in constant time, and every pair is compared even after a
+    /// match, so the time taken says nothing about the signatures or about
+    /// which secret signed.
+    pub fn matches(self, signatures: &[Mac]) -> bool {
+        let computed: Vec<CtOutput<HmacSha256>> =
+            self.macs.into_iter().map(|mac| mac.finalize()).collect();
+        let mut found = false;
+        for signature in signatures {
+            let claimed = CtOutput::<HmacSha256>::new((*signature).into());
+            for mac in &computed {
+                found |= *mac == claimed;
+            }
+        }
+        found
     }
 }
 // ANCHOR_END: verifier
@@ -102,6 +108,7 @@ pub fn parse_timestamp(value: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheme::Scheme;
 
     const OLD: &[u8] = b"old-secret-old-secret-old-secret";
     const NEW: &[u8] = b"new-secret-new-secret-new-secret";
@@ -110,7 +117,7 @@ mod tests {
         Secret::new(key).unwrap_or_else(|| panic!("HMAC refused a key"))
     }
 
-    fn sign(key: &[u8], message: &[u8]) -> [u8; 32] {
+    fn sign(key: &[u8], message: &[u8]) -> Mac {
         let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
             panic!("key refused");
         };
@@ -122,63 +129,147 @@ mod tests {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    /// Whether `body`, sent with `pairs`, verifies under `secret` in
+    /// `scheme`, the way the filter checks it (chunk by chunk).
+    fn verifies(scheme: &Scheme, text: &str, pairs: &[(&str, &str)], body: &[u8]) -> bool {
+        let Some(key) = scheme.key_of(text) else {
+            panic!("secret not usable");
+        };
+        let Ok(claim) = scheme.read(&headers(pairs)) else {
+            return false;
+        };
+        let mut verifier = Verifier::start(&[secret(&key)], &claim.prefix);
+        for chunk in body.chunks(5) {
+            verifier.update(chunk);
+        }
+        verifier.matches(&claim.signatures)
+    }
+
     /// RFC 4231, test case 2: the crates and this module agree with the
     /// standard's published value.
     #[test]
     fn matches_rfc_4231() {
         let expected = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
-        let header = format!("sha256={expected}");
-        let Some(signature) = parse_signature(header.as_bytes()) else {
+        let Some(signature) = parse_hex_mac(expected.as_bytes()) else {
             panic!("signature not parsed");
         };
-        let mut verifier = Verifier::start(&[secret(b"Jefe")], None);
+        let mut verifier = Verifier::start(&[secret(b"Jefe")], b"");
         verifier.update(b"what do ya want ");
         verifier.update(b"for nothing?");
-        assert!(verifier.matches(&signature));
+        assert!(verifier.matches(&[signature]));
     }
 
+    // ANCHOR: published_examples
+    /// GitHub's documented example ("Validating webhook deliveries"):
+    /// secret `It's a Secret to Everybody`, body `Hello, World!`.
     #[test]
-    fn any_configured_secret_verifies() {
+    fn githubs_documented_example_verifies_and_one_digit_flipped_does_not() {
+        let secret = "It's a Secret to Everybody";
+        let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let flipped = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e18";
+        let body = b"Hello, World!";
+        assert!(verifies(
+            &Scheme::GitHub,
+            secret,
+            &[("x-hub-signature-256", good)],
+            body
+        ));
+        assert!(!verifies(
+            &Scheme::GitHub,
+            secret,
+            &[("x-hub-signature-256", flipped)],
+            body
+        ));
+        assert!(!verifies(
+            &Scheme::GitHub,
+            secret,
+            &[("x-hub-signature-256", good)],
+            b"Hello, World?"
+        ));
+    }
+
+    /// Slack's worked example ("Verifying requests from Slack").
+    #[test]
+    fn slacks_worked_example_verifies() {
+        let secret = "8f742231b10e8888abcd99yyyzzz85a5";
+        let body = b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+        let signature = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+        let pairs = [
+            ("x-slack-signature", signature),
+            ("x-slack-request-timestamp", "1531420618"),
+        ];
+        assert!(verifies(&Scheme::Slack, secret, &pairs, body));
+        let later = [pairs[0], ("x-slack-request-timestamp", "1531420619")];
+        assert!(!verifies(&Scheme::Slack, secret, &later, body));
+    }
+
+    /// The Standard Webhooks example (its libraries' tests and Svix's docs).
+    #[test]
+    fn the_standard_webhooks_example_verifies() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        let mut pairs = [
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            (
+                "webhook-signature",
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            ),
+        ];
+        assert!(verifies(&Scheme::StandardWebhooks, secret, &pairs, body));
+        pairs[0].1 = "msg_p5jXN8AQM9LWM0D4loKWxJeK";
+        assert!(!verifies(&Scheme::StandardWebhooks, secret, &pairs, body));
+    }
+    // ANCHOR_END: published_examples
+
+    #[test]
+    fn any_configured_secret_and_any_sent_signature_verifies() {
         let secrets = [secret(OLD), secret(NEW)];
         for key in [OLD, NEW] {
-            let mut verifier = Verifier::start(&secrets, None);
+            let mut verifier = Verifier::start(&secrets, b"");
             verifier.update(b"{}");
-            assert!(verifier.matches(&sign(key, b"{}")));
+            assert!(verifier.matches(&[sign(key, b"{}")]));
         }
-        let mut verifier = Verifier::start(&secrets[1..], None);
+        let mut verifier = Verifier::start(&secrets[1..], b"");
         verifier.update(b"{}");
-        assert!(!verifier.matches(&sign(OLD, b"{}")), "a retired secret");
+        assert!(!verifier.matches(&[sign(OLD, b"{}")]), "a retired secret");
+        let mut verifier = Verifier::start(&secrets[1..], b"");
+        verifier.update(b"{}");
+        assert!(verifier.matches(&[sign(OLD, b"{}"), sign(NEW, b"{}")]));
     }
 
     #[test]
-    fn the_timestamp_is_part_of_what_is_signed() {
+    fn the_prefix_is_part_of_what_is_signed() {
         let secrets = [secret(NEW)];
-        let mut verifier = Verifier::start(&secrets, Some(b"1700000000"));
+        let mut verifier = Verifier::start(&secrets, b"1700000000.");
         verifier.update(b"{}");
-        assert!(verifier.matches(&sign(NEW, b"1700000000.{}")));
-        let mut verifier = Verifier::start(&secrets, Some(b"1700000001"));
+        assert!(verifier.matches(&[sign(NEW, b"1700000000.{}")]));
+        let mut verifier = Verifier::start(&secrets, b"1700000001.");
         verifier.update(b"{}");
-        assert!(!verifier.matches(&sign(NEW, b"1700000000.{}")));
+        assert!(!verifier.matches(&[sign(NEW, b"1700000000.{}")]));
     }
 
     #[test]
-    fn malformed_signatures_are_refused() {
+    fn malformed_hex_is_refused() {
         let good = hex(&sign(NEW, b""));
-        assert!(parse_signature(format!("sha256={good}").as_bytes()).is_some());
-        let upper = good.to_ascii_uppercase();
-        assert!(parse_signature(format!("sha256={upper}").as_bytes()).is_some());
+        assert!(parse_hex_mac(good.as_bytes()).is_some());
+        assert!(parse_hex_mac(good.to_ascii_uppercase().as_bytes()).is_some());
         for bad in [
-            good.clone(),
-            format!("sha1={good}"),
-            format!("SHA256={good}"),
-            format!("sha256= {good}"),
-            format!("sha256={good} "),
-            format!("sha256={}", &good[1..]),
-            format!("sha256={good}0"),
-            format!("sha256={}g", &good[1..]),
-            "sha256=".to_owned(),
+            format!(" {good}"),
+            format!("{good} "),
+            good[1..].to_owned(),
+            format!("{good}0"),
+            format!("{}g", &good[1..]),
+            String::new(),
         ] {
-            assert_eq!(parse_signature(bad.as_bytes()), None, "{bad}");
+            assert_eq!(parse_hex_mac(bad.as_bytes()), None, "{bad}");
         }
     }
 

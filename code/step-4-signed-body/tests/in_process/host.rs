@@ -59,11 +59,30 @@ fn compiled() -> &'static (Host, Module) {
 /// The plugin configuration in the folder's `envoy.yaml` (the block
 /// under `value: |`): the tests configure the plugin exactly as Envoy does.
 pub fn envoy_configuration() -> String {
-    let yaml = std::fs::read_to_string(folder().join("envoy.yaml"))
-        .unwrap_or_else(|e| panic!("envoy.yaml: {e}"));
-    let mut lines = yaml.lines().skip_while(|line| line.trim() != "value: |");
+    configuration_in("envoy.yaml", None)
+}
+
+/// The configuration of the plugin instance `filter` (its `name:`) in
+/// `senders/envoy.yaml`, one sender's scheme.
+pub fn sender_configuration(filter: &str) -> String {
+    configuration_in("senders/envoy.yaml", Some(filter))
+}
+
+/// The first `value: |` block in `file`, after the line `name: <filter>`
+/// when a filter is named.
+fn configuration_in(file: &str, filter: Option<&str>) -> String {
+    let yaml =
+        std::fs::read_to_string(folder().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let mut lines = yaml.lines();
+    if let Some(filter) = filter {
+        let name = format!("- name: {filter}");
+        if !lines.any(|line| line.trim() == name) {
+            panic!("no filter `{filter}` in {file}");
+        }
+    }
+    let mut lines = lines.skip_while(|line| line.trim() != "value: |");
     let Some(start) = lines.next() else {
-        panic!("no `value: |` block in envoy.yaml")
+        panic!("no `value: |` block in {file}")
     };
     let indent = start.len() - start.trim_start().len();
     lines

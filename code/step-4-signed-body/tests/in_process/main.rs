@@ -7,6 +7,7 @@
 
 mod cases;
 mod host;
+mod schemes;
 mod sender;
 
 use cases::{Arrival, Case, Expected, CASES};
