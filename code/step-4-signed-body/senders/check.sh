@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks step 4 configured for real senders (senders/envoy.yaml) through a
-# running Envoy: GitHub's, Slack's and Standard Webhooks' published examples,
-# and requests signed here with openssl as each sender signs them. One PASS
+# running Envoy: GitHub's, Slack's and the Standard Webhooks libraries' published
+# examples, and requests signed here with openssl as each sender signs them. One PASS
 # or FAIL line per case, and a non-zero exit status if any fails.
 # Usage: bash senders/check.sh   (or BASE_URL=http://127.0.0.1:8080 bash senders/check.sh)
 set -u
@@ -133,11 +133,12 @@ expect "slack: ... no timestamp -> 400" 400 '"missing timestamp"' -- \
 
 # ---- Standard Webhooks: webhook-signature: v1,<base64> over
 # "<webhook-id>.<webhook-timestamp>.<body>" ------------------------------------
-# The specification's example (secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, the
-# one in senders/envoy.yaml) carries a timestamp from 2021: sent today, a replay.
+# The example of the Standard Webhooks reference libraries' tests (secret
+# whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, the one in senders/envoy.yaml) carries
+# a timestamp from 2021: sent today, a replay.
 URL="$BASE_URL/webhooks/standard"
 SW_SECRET='whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
-expect "standard-webhooks: the spec's example, sent today -> 400" 400 '"stale timestamp"' -- \
+expect "standard-webhooks: the libraries' example, sent today -> 400" 400 '"stale timestamp"' -- \
   -H 'webhook-id: msg_p5jXN8AQM9LWM0D4loKWxJek' -H 'webhook-timestamp: 1614265330' \
   -H 'webhook-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=' --data-binary '{"test": 2432232314}' "$URL"
 id='msg_2KWPBgLlAfxdpx2AI54pPJ85f4W'

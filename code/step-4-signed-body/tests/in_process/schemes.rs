@@ -158,7 +158,7 @@ fn slacks_worked_example_passes_at_its_time_and_is_stale_after_five_minutes() {
     );
 }
 
-/// The Standard Webhooks example, at its own time.
+/// The Standard Webhooks reference libraries' example, at its own time.
 #[test]
 fn the_standard_webhooks_example_passes_at_its_time() {
     let mut standard = sender("standard-webhooks", 1_614_265_330);
