@@ -58,14 +58,14 @@ has "... with content-length for the new body" 'content-length: 82'
 lacks "... without the upstream's x-powered-by" 'x-powered-by'
 has "... with x-content-type-options set" 'x-content-type-options: nosniff'
 expect "... over HTTP/2 -> 200" 200 -- --http2-prior-knowledge "$BASE_URL/users/7"
-lacks "... without password_hash" 'password_hash'
+lacks "... over HTTP/2, without password_hash" 'password_hash'
 expect "HEAD of a user -> 200" 200 -- -I "$BASE_URL/users/7"
 lacks "... without the unredacted body's length" 'content-length'
 expect "an image -> 200, untouched" 200 -- "$BASE_URL/users/7/avatar.png"
 has "... its own content-length" 'content-length: 8'
 expect "no content -> 204" 204 -- "$BASE_URL/users/7/no-content"
 expect "a compressed JSON response -> 502" 502 -- "$BASE_URL/users/7/gzip"
-has "... says why" '"response is compressed"'
+has "... saying it is compressed" '"response is compressed"'
 expect "a truncated JSON response -> 502" 502 -- "$BASE_URL/users/7/broken"
 lacks "... and none of it" 'password_hash'
 expect "JSON that is not UTF-8 -> 502" 502 -- "$BASE_URL/users/7/not-utf8"
@@ -73,7 +73,7 @@ expect "JSON that is not UTF-8 -> 502" 502 -- "$BASE_URL/users/7/not-utf8"
 expect "a JSON response of exactly the limit -> 200" 200 -- "$BASE_URL/sized/65536"
 lacks "... without its ssn" 'ssn'
 expect "one byte over -> 502" 502 -- "$BASE_URL/sized/65537"
-has "... says why" '"response too large"'
+has "... saying it is too large" '"response too large"'
 expect "one byte over, over HTTP/2 -> 502" 502 -- --http2-prior-knowledge "$BASE_URL/sized/65537"
 expect "2 MB, over Envoy's own buffer -> 502" 502 -- "$BASE_URL/sized/2000000"
 expect "an error from the upstream -> 404, still JSON" 404 -- "$BASE_URL/nope"
