@@ -42,6 +42,16 @@ fn pinned_column_matches_this_run(page: &str, step: &str) -> Result<(), String> 
     if now.is_empty() {
         return Err(format!("{step}: this run's check output has no checks"));
     }
+    // The page keys its rows by check name: two checks of one name would
+    // share a row.
+    let mut names: Vec<&str> = now.iter().map(|(name, _)| name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(format!(
+            "{step}: two checks in check.sh are named `{}`: give each its own name",
+            pair[0]
+        ));
+    }
     if column != now {
         return Err(format!(
             "{step}: the host-compatibility page is out of date; run `cargo xtask compat`\n\
