@@ -34,10 +34,11 @@ fn run(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
     output.stdout
 }
 
-/// HMAC-SHA256 of `message` under `key`, by openssl, in hex.
-fn openssl_hex(key: &[u8], message: &[u8]) -> String {
+/// HMAC-SHA256 of `message` under `key`, by openssl: the 32 bytes.
+fn openssl_mac(key: &[u8], message: &[u8]) -> Vec<u8> {
     let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    let mac = run(
+    let key_option = format!("hexkey:{key_hex}");
+    run(
         "openssl",
         &[
             "dgst",
@@ -45,30 +46,24 @@ fn openssl_hex(key: &[u8], message: &[u8]) -> String {
             "-mac",
             "HMAC",
             "-macopt",
-            &format!("hexkey:{key_hex}"),
+            &key_option,
             "-binary",
         ],
         message,
-    );
-    mac.iter().map(|b| format!("{b:02x}")).collect()
+    )
+}
+
+/// The same in hex, as the hex schemes write it.
+fn openssl_hex(key: &[u8], message: &[u8]) -> String {
+    openssl_mac(key, message)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The same in base64 (openssl's encoder), as Standard Webhooks writes it.
 fn openssl_base64(key: &[u8], message: &[u8]) -> String {
-    let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    let mac = run(
-        "openssl",
-        &[
-            "dgst",
-            "-sha256",
-            "-mac",
-            "HMAC",
-            "-macopt",
-            &format!("hexkey:{key_hex}"),
-            "-binary",
-        ],
-        message,
-    );
+    let mac = openssl_mac(key, message);
     String::from_utf8_lossy(&run("openssl", &["base64", "-A"], &mac)).into_owned()
 }
 
