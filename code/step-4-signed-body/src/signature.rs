@@ -166,7 +166,6 @@ mod tests {
         assert!(verifier.matches(&[signature]));
     }
 
-    // ANCHOR: published_examples
     /// GitHub's documented example ("Validating webhook deliveries"):
     /// secret `It's a Secret to Everybody`, body `Hello, World!`.
     #[test]
@@ -227,7 +226,6 @@ mod tests {
         pairs[0].1 = "msg_p5jXN8AQM9LWM0D4loKWxJeK";
         assert!(!verifies(&Scheme::StandardWebhooks, secret, &pairs, body));
     }
-    // ANCHOR_END: published_examples
 
     #[test]
     fn any_configured_secret_and_any_sent_signature_verifies() {

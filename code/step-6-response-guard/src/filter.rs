@@ -7,7 +7,6 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;
 
-// ANCHOR: verdict
 /// What became of one response, for the access log line.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Verdict {
@@ -24,7 +23,6 @@ enum Verdict {
     Unreadable,
     NotConfigured,
 }
-// ANCHOR_END: verdict
 
 pub struct GuardFilter {
     config: Option<Rc<GuardConfig>>,

@@ -93,7 +93,6 @@ fn check(plugin: &mut Plugin, pairs: &[(&str, &str)], body: &[u8], expected: &Ex
     }
 }
 
-// ANCHOR: github_example
 /// GitHub's documented example, with its secret in `senders/envoy.yaml`.
 #[test]
 fn githubs_documented_example_passes_and_refuses_it_altered() {
@@ -111,7 +110,6 @@ fn githubs_documented_example_passes_and_refuses_it_altered() {
     );
     check(&mut github, &signed, b"Hello, World?", &refused);
 }
-// ANCHOR_END: github_example
 
 /// Slack's worked example verifies at the time Slack signed it, and is a
 /// replay five minutes and a second later.
