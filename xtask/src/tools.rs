@@ -115,21 +115,42 @@ pub fn ensure_wasm_target() -> Result {
 /// folder: nothing to do when it is there).
 pub fn ensure_pinned_toolchain(dir: &std::path::Path) -> Result {
     let mut command = Command::new("rustup");
-    command.args(["toolchain", "install"]).current_dir(dir);
+    // `cargo xtask` runs under rustup's cargo proxy, which sets
+    // RUSTUP_TOOLCHAIN to the toolchain it chose (stable); left in place, it
+    // outranks the folder's rust-toolchain.toml and the install is a no-op.
+    command
+        .args(["toolchain", "install"])
+        .current_dir(dir)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTUP_TOOLCHAIN_SOURCE");
     let output = command.output().map_err(|e| {
         format!(
             "rustup is needed to install {}'s toolchain: {e}",
             dir.display()
         )
     })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
+    if !output.status.success() {
+        return Err(format!(
             "rustup toolchain install in {} failed:\n{}",
             dir.display(),
             String::from_utf8_lossy(&output.stderr)
-        ))
+        ));
+    }
+    // An install that reported success must have left the pinned toolchain
+    // runnable, with the folder's target.
+    let Some(channel) = project::step::pinned_toolchain(dir) else {
+        return Ok(());
+    };
+    let mut targets = Command::new("rustup");
+    targets.args(["target", "list", "--installed", "--toolchain", &channel]);
+    match run::output(targets) {
+        Ok(list) if list.lines().any(|line| line.trim() == WASM_TARGET) => Ok(()),
+        _ => Err(format!(
+            "after `rustup toolchain install` in {}, toolchain {channel} with {WASM_TARGET} is \
+             still not installed: run `rustup toolchain install {channel} --target {WASM_TARGET} \
+             --component clippy --component rustfmt`",
+            dir.display()
+        )),
     }
 }
 
@@ -165,21 +186,28 @@ pub fn ensure_mdbook_and_linkcheck() -> Result {
 }
 
 fn ensure_cargo_tools(tools: &[(&str, &str)]) -> Result {
-    let missing: Vec<&(&str, &str)> = tools
-        .iter()
-        .filter(|(name, version)| !reports_version(&cargo_bin_dir().join(name), version))
-        .collect();
-    if missing.is_empty() {
+    let Some(specs) = missing_cargo_tools(tools) else {
         return Ok(());
-    }
-    let specs: Vec<String> = missing
-        .iter()
-        .map(|(name, version)| format!("{name}@{version}"))
-        .collect();
+    };
     run::step(&format!(
         "installing {} into .tools/cargo (cargo install --locked; minutes the first time)",
         specs.join(" and ")
     ));
+    run::status(cargo_tools_install(&specs))
+}
+
+/// `name@version` of each tool not installed at its pinned version; `None`
+/// when all are.
+fn missing_cargo_tools(tools: &[(&str, &str)]) -> Option<Vec<String>> {
+    let specs: Vec<String> = tools
+        .iter()
+        .filter(|(name, version)| !reports_version(&cargo_bin_dir().join(name), version))
+        .map(|(name, version)| format!("{name}@{version}"))
+        .collect();
+    (!specs.is_empty()).then_some(specs)
+}
+
+fn cargo_tools_install(specs: &[String]) -> Command {
     let root_dir = tools_dir().join("cargo");
     // One build folder for all of them, kept in .tools/: mdBook and
     // mdbook-admonish lock most of their dependencies at the same versions,
@@ -199,7 +227,79 @@ fn ensure_cargo_tools(tools: &[(&str, &str)]) -> Result {
     command
         .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1")
         .env("CARGO_PROFILE_RELEASE_LTO", "off");
-    run::status(command)
+    command
+}
+
+/// The book's tools being installed while the stages before the book run:
+/// on a new machine their build takes minutes, and the harness leaves a
+/// core idle much of the time. The build runs at the lowest CPU priority
+/// (`nice -n 19`), so the stages it overlaps keep the CPU they ask for.
+/// Dropped before it finished (a stage failed), it stops the build.
+pub struct BackgroundInstall {
+    child: std::process::Child,
+    log: PathBuf,
+    specs: Vec<String>,
+}
+
+/// Starts installing the book's tools in the background when any is
+/// missing; `None` when all are there.
+pub fn start_book_tools_install() -> Result<Option<BackgroundInstall>> {
+    let Some(specs) = missing_cargo_tools(&[MDBOOK, MDBOOK_ADMONISH, MDBOOK_LINKCHECK]) else {
+        return Ok(None);
+    };
+    let log = root().join("target/book-tools-install.log");
+    std::fs::create_dir_all(root().join("target")).map_err(|e| e.to_string())?;
+    let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let install = cargo_tools_install(&specs);
+    let mut command = Command::new("nice");
+    command
+        .args(["-n", "19"])
+        .arg(install.get_program())
+        .args(install.get_args())
+        .envs(install.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .current_dir(root())
+        .stdin(std::process::Stdio::null())
+        .stdout(file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(file);
+    run::step(&format!(
+        "installing {} into .tools/cargo in the background (nice -n 19; output in {})",
+        specs.join(" and "),
+        log.display()
+    ));
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot start cargo install under nice: {e}"))?;
+    Ok(Some(BackgroundInstall { child, log, specs }))
+}
+
+impl BackgroundInstall {
+    /// Waits for the install; its output is shown only if it failed.
+    pub fn finish(mut self) -> Result {
+        run::step(&format!(
+            "waiting for the background install of {}",
+            self.specs.join(" and ")
+        ));
+        let status = self.child.wait().map_err(|e| e.to_string())?;
+        if status.success() {
+            return Ok(());
+        }
+        let output = std::fs::read_to_string(&self.log).unwrap_or_default();
+        Err(format!(
+            "installing {} failed ({status}):\n{output}",
+            self.specs.join(" and ")
+        ))
+    }
+}
+
+impl Drop for BackgroundInstall {
+    fn drop(&mut self) {
+        // Already waited for: nothing to stop. Otherwise stop it (by its
+        // PID: nice execs cargo in the same process) and reap it.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 pub fn ensure_envoy() -> Result {
