@@ -211,9 +211,49 @@ pub const READ_GRPC_MESSAGE: Patch = Patch {
             let reason = format!(\"gRPC status {status_code}: {}\", message.unwrap_or_default());",
 };
 
+/// Step 6 letting a JSON response's headers go at once (the length
+/// removed, since the body will change) and deciding at the end of the
+/// body: too late to answer anything but what the headers said.
+pub const LET_RESPONSE_HEADERS_GO: Patch = Patch {
+    file: "src/filter.rs",
+    from: "        self.holding = true;
+        Action::Pause",
+    to: "        self.holding = true;
+        self.set_http_response_header(\"content-length\", None);
+        Action::Continue",
+};
+
+/// ... and so not setting the new length at the end either (the headers
+/// are gone: Envoy refuses the change, and the SDK panics on that).
+pub const NO_LENGTH_AFTER_THE_HEADERS: Patch = Patch {
+    file: "src/filter.rs",
+    from: "                // The headers are still held, so they can say the new length.
+                let length = rewritten.len().to_string();
+                self.set_http_response_header(\"content-length\", Some(&length));
+",
+    to: "",
+};
+
+/// Step 6 without its response-trailers callback: the SDK's default,
+/// `Continue`, sends a held body on unredacted when trailers follow it.
+pub const NO_RESPONSE_TRAILERS_CALLBACK: Patch = Patch {
+    file: "src/filter.rs",
+    from: "    /// A body followed by trailers ends here, not with `end_of_stream` in
+    /// `on_http_response_body`.
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.holding {
+            self.finish()
+        } else {
+            Action::Continue
+        }
+    }
+",
+    to: "",
+};
+
 /// Each pitfall the book shows: its name (the diff's file name), the step,
 /// and the variant's replacements.
-pub const PITFALLS: [(&str, &str, &[Patch]); 14] = [
+pub const PITFALLS: [(&str, &str, &[Patch]); 17] = [
     (
         "read-header-as-string",
         "step-1-auth",
@@ -271,5 +311,20 @@ pub const PITFALLS: [(&str, &str, &[Patch]); 14] = [
         "grpc-status-message",
         "step-5-global-rate-limit",
         &[READ_GRPC_MESSAGE],
+    ),
+    (
+        "decide-after-the-headers",
+        "step-6-response-guard",
+        &[LET_RESPONSE_HEADERS_GO, NO_LENGTH_AFTER_THE_HEADERS],
+    ),
+    (
+        "header-after-the-headers",
+        "step-6-response-guard",
+        &[LET_RESPONSE_HEADERS_GO],
+    ),
+    (
+        "no-response-trailers-callback",
+        "step-6-response-guard",
+        &[NO_RESPONSE_TRAILERS_CALLBACK],
     ),
 ];
