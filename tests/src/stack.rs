@@ -257,7 +257,16 @@ pub fn run_check_script(step_dir: &Path, base_url: &str) -> (bool, String) {
 pub fn record_check_output(step: &str, output: &str) {
     let dir = project::this_run_dir().join("checks");
     std::fs::create_dir_all(&dir).expect("create target/this-run/checks");
-    std::fs::write(dir.join(format!("{step}.txt")), output).expect("record the check output");
+    // Written aside and renamed: the reader's copy-out test records the
+    // same step's output while other tests run, and `compat --check` must
+    // never read a half-written file.
+    let partial = dir.join(format!(
+        "{step}.txt.{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&partial, output).expect("record the check output");
+    std::fs::rename(&partial, dir.join(format!("{step}.txt"))).expect("record the check output");
 }
 
 /// The check-script output this run recorded for `step`.

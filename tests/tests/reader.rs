@@ -162,7 +162,12 @@ fn reuse_build_output(cache: &Path, cwd: &Path) {
 
 /// The folder now builds with its pinned release: its build output so
 /// far goes back to `cache`, and the pinned release's from the previous
-/// replay, if any, comes in.
+/// replay comes in. On a first replay there is none: the folder starts from
+/// a copy of the steps' host build (`target/steps-host/debug`, which the
+/// steps stage filled with the same release, the same host library and the
+/// same dependencies), so the reader's first `cargo test` compiles their
+/// own crate instead of wasmtime once more. Cargo still checks every
+/// dependency's freshness and rebuilds what differs.
 fn swap_build_output(cwd: &Path, cache: &Path, pinned_cache: &Path) {
     let target = cwd.join("target");
     if target.is_dir() && !cache.exists() {
@@ -170,6 +175,17 @@ fn swap_build_output(cwd: &Path, cache: &Path, pinned_cache: &Path) {
     }
     if pinned_cache.is_dir() && !target.exists() {
         std::fs::rename(pinned_cache, &target).expect("move the pinned build cache in");
+    }
+    let steps_host = paths::repo_root().join("target/steps-host/debug");
+    if !target.exists() && steps_host.is_dir() {
+        std::fs::create_dir_all(&target).expect("create the folder's target/");
+        let status = Command::new("cp")
+            .args(["-a", "--reflink=auto"])
+            .arg(&steps_host)
+            .arg(target.join("debug"))
+            .status()
+            .expect("run cp");
+        assert!(status.success(), "copying {} failed", steps_host.display());
     }
 }
 

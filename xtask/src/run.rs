@@ -59,9 +59,10 @@ pub fn cargo(args: &[&str], dir: Option<&Path>) -> Result {
     status(cargo_command(args, dir))
 }
 
-/// Runs a `cargo test` command, passing its output through, and adds up the
-/// `test result: ... N passed; M failed` lines of all its test binaries.
-pub fn cargo_test_totals(mut command: Command) -> Result<(u64, u64)> {
+/// Runs a `cargo test` command, passing its output through (each line
+/// after `prefix`), and adds up the `test result: ... N passed; M failed`
+/// lines of all its test binaries.
+pub fn cargo_test_totals(mut command: Command, prefix: &str) -> Result<(u64, u64)> {
     use std::io::{BufRead, BufReader};
     let mut child = command
         .stdout(std::process::Stdio::piped())
@@ -73,7 +74,7 @@ pub fn cargo_test_totals(mut command: Command) -> Result<(u64, u64)> {
             .lines()
             .map_while(std::io::Result::ok)
         {
-            println!("{line}");
+            println!("{prefix}{line}");
             if let Some((p, f)) = test_result(&line) {
                 passed += p;
                 failed += f;
@@ -85,6 +86,45 @@ pub fn cargo_test_totals(mut command: Command) -> Result<(u64, u64)> {
         return Err(format!("{command:?} failed ({status})"));
     }
     Ok((passed, failed))
+}
+
+/// Runs lanes of `cargo test` commands side by side, the commands of one
+/// lane one after another, and adds up their totals. A lane is its name
+/// (the prefix of its output lines) and its commands.
+pub fn cargo_test_lanes(lanes: Vec<(String, Vec<Command>)>) -> Result<(u64, u64)> {
+    std::thread::scope(|scope| {
+        let running: Vec<_> = lanes
+            .into_iter()
+            .map(|(name, commands)| {
+                scope.spawn(move || {
+                    let prefix = format!("[{name}] ");
+                    let (mut passed, mut failed) = (0, 0);
+                    for command in commands {
+                        let (p, f) = cargo_test_totals(command, &prefix)?;
+                        passed += p;
+                        failed += f;
+                    }
+                    Ok::<_, String>((passed, failed))
+                })
+            })
+            .collect();
+        let (mut passed, mut failed, mut errors) = (0, 0, Vec::new());
+        for lane in running {
+            match lane.join() {
+                Ok(Ok((p, f))) => {
+                    passed += p;
+                    failed += f;
+                }
+                Ok(Err(why)) => errors.push(why),
+                Err(_) => errors.push("a test lane's thread panicked".to_owned()),
+            }
+        }
+        if errors.is_empty() {
+            Ok((passed, failed))
+        } else {
+            Err(errors.join("\n"))
+        }
+    })
 }
 
 /// (passed, failed) from a `test result: ok. 4 passed; 0 failed; ...` line.

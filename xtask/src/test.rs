@@ -110,8 +110,13 @@ pub fn ensure_harness_tools() -> Result {
 }
 
 /// The live tests, then the host-compatibility page compared with what
-/// they recorded. Two test threads: each test runs its own Envoy, and this
-/// is a 2-core machine.
+/// they recorded.
+///
+/// The tests run in two lanes side by side: the reader's tests (they
+/// compile a reader's folders and use the book's fixed ports; no other
+/// test does), and every other test binary followed by the tooling's own
+/// tests. Two test threads in each: each test runs its own Envoy, and the
+/// tests mostly wait on it, on this 2-core machine.
 pub fn harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
     ensure_harness_tools()?;
     // What this run records for the stages after it starts empty.
@@ -119,36 +124,57 @@ pub fn harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
     if this_run.exists() {
         std::fs::remove_dir_all(&this_run).map_err(|e| format!("{}: {e}", this_run.display()))?;
     }
-    run::step("running the live-Envoy harness and the tooling's own tests (cargo test)");
-    let mut command = run::cargo_command(
-        &[
-            "test",
-            "--locked",
-            "--no-fail-fast",
-            "--package",
-            "harness",
-            "--package",
-            "project",
-            "--package",
-            "auth-service",
-            "--package",
-            "xtask",
-            "--package",
-            "compat",
-            "--",
-            "--test-threads",
-            "2",
-        ],
-        None,
-    );
-    command.env("ENVOY", project::envoy::binary()?);
-    // Captures are rewritten only when `capture` asks for it, never because
-    // the caller's environment happens to set the variable.
-    command.env_remove("UPDATE_CAPTURES");
-    for (key, value) in env {
-        command.env(key, value);
+    const TOOLING: [&str; 4] = ["project", "auth-service", "xtask", "compat"];
+    const READER: &str = "reader";
+    run::step("building the live-Envoy harness and the tooling's tests (cargo test --no-run)");
+    let mut build = vec!["test", "--locked", "--no-run", "--package", "harness"];
+    for package in TOOLING {
+        build.extend(["--package", package]);
     }
-    let (passed, failed) = run::cargo_test_totals(command)?;
+    run::cargo(&build, None)?;
+
+    let envoy = project::envoy::binary()?;
+    let test_command = |selection: &[&str]| {
+        let mut args = vec!["test", "--locked", "--no-fail-fast"];
+        args.extend_from_slice(selection);
+        args.extend(["--", "--test-threads", "2"]);
+        let mut command = run::cargo_command(&args, None);
+        command.env("ENVOY", &envoy);
+        // Captures are rewritten only when `capture` asks for it, never
+        // because the caller's environment happens to set the variable.
+        command.env_remove("UPDATE_CAPTURES");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command
+    };
+    let others: Vec<String> = harness_test_binaries()?
+        .into_iter()
+        .filter(|name| name != READER)
+        .collect();
+    let mut harness_rest = vec!["--package", "harness", "--lib"];
+    for name in &others {
+        harness_rest.extend(["--test", name]);
+    }
+    let mut tooling = Vec::new();
+    for package in TOOLING {
+        tooling.extend(["--package", package]);
+    }
+    run::step(&format!(
+        "running the live-Envoy harness and the tooling's own tests (cargo test) in two lanes: \
+         [{READER}] and [others] ({})",
+        others.join(", ")
+    ));
+    let (passed, failed) = run::cargo_test_lanes(vec![
+        (
+            READER.to_owned(),
+            vec![test_command(&["--package", "harness", "--test", READER])],
+        ),
+        (
+            "others".to_owned(),
+            vec![test_command(&harness_rest), test_command(&tooling)],
+        ),
+    ])?;
     if failed > 0 || passed == 0 {
         println!("harness: {passed} passed, {failed} failed");
         return Err("the harness did not pass".into());
@@ -158,4 +184,19 @@ pub fn harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
     check.arg("--check").env("ENVOY", project::envoy::binary()?);
     run::status(check)?;
     Ok((passed, failed))
+}
+
+/// The names of the harness's test binaries: the files of `tests/tests/`.
+fn harness_test_binaries() -> Result<Vec<String>> {
+    let dir = run::root().join("tests/tests");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(std::result::Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            name.strip_suffix(".rs").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    Ok(names)
 }

@@ -221,12 +221,23 @@ fn cargo_tools_install(specs: &[String]) -> Command {
     args.extend(["--target-dir", &target_dir]);
     args.extend(specs.iter().map(String::as_str));
     let mut command = run::cargo_command(&args, None);
-    // The pinned versions, built with less optimisation: compiling them is
-    // most of a first run's time, and rendering a book this size takes
-    // them a second or two either way.
+    // The pinned versions, built without optimisation: compiling them is
+    // a large part of a first run's work, and rendering a book this size
+    // takes them seconds either way.
     command
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0")
         .env("CARGO_PROFILE_RELEASE_LTO", "off");
+    // mdbook-linkcheck's HTTP client asks for OpenSSL built from source
+    // (minutes of C); with the system's OpenSSL there (libssl-dev),
+    // openssl-sys links that instead. The book's links are checked
+    // offline, so the client never opens a connection either way.
+    let system_openssl = Command::new("pkg-config")
+        .args(["--exists", "openssl"])
+        .status()
+        .is_ok_and(|status| status.success());
+    if system_openssl {
+        command.env("OPENSSL_NO_VENDOR", "1");
+    }
     command
 }
 
