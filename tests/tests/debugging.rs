@@ -21,6 +21,15 @@ fn get(stack: &Stack, key: Option<&[u8]>) -> u16 {
 /// text does not depend on where or when the test ran.
 fn normalise(text: &str, stack: Option<&Stack>) -> String {
     let mut text = text.replace(&format!("{}/", paths::repo_root().display()), "");
+    // The book shows Cargo's default home; a CARGO_HOME elsewhere reads
+    // the same there.
+    if let Some(cargo_home) = std::env::var_os("CARGO_HOME") {
+        let cargo_home = cargo_home.to_string_lossy();
+        text = text.replace(
+            &format!("{}/", cargo_home.trim_end_matches('/')),
+            "~/.cargo/",
+        );
+    }
     if let Some(home) = std::env::var_os("HOME") {
         text = text.replace(&format!("{}/.cargo/", home.to_string_lossy()), "~/.cargo/");
     }
