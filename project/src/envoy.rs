@@ -73,9 +73,12 @@ pub fn executable(envoy: &std::path::Path) -> PathBuf {
 /// every command and test here gives them. `vm_config.environment_variables
 /// .host_env_keys` passes a variable of Envoy's own environment into the
 /// plugin's VM, so the secret is in no configuration file (step 3's
-/// `cache_secret_env`). A reader makes their own: `openssl rand -hex 16`.
-pub const STEP_ENVIRONMENT: [(&str, &str); 1] =
-    [("AUTH_CACHE_SECRET", "local-test-cache-secret-5b1d8e07")];
+/// `cache_secret_env`, step 7's `secret_env`). A reader makes their own:
+/// `openssl rand -hex 16`.
+pub const STEP_ENVIRONMENT: [(&str, &str); 2] = [
+    ("AUTH_CACHE_SECRET", "local-test-cache-secret-5b1d8e07"),
+    ("KEY_LIST_SECRET", "local-test-key-list-secret-3c9a41f2"),
+];
 
 /// Sets `STEP_ENVIRONMENT` on a command that starts Envoy (or starts what
 /// starts it), whatever the caller's environment holds, so every run sees

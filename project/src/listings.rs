@@ -135,10 +135,11 @@ pub fn apply(old: &str, diff: &str) -> Result<String, String> {
 /// Which step each step of part two grows from: its chapter shows what
 /// changed as a diff. (Step 4 is a new plugin, and `go-auth` step 1 in
 /// another language: their chapters show their files whole.)
-pub const GROWS_FROM: [(&str, &str); 3] = [
+pub const GROWS_FROM: [(&str, &str); 4] = [
     ("step-2-rate-limit", "step-1-auth"),
     ("step-3-http-call", "step-1-auth"),
     ("step-5-global-rate-limit", "step-2-rate-limit"),
+    ("step-7-key-refresh", "step-1-auth"),
 ];
 
 /// Every file of a step folder a reader gets, relative to it and sorted:

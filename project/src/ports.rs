@@ -8,7 +8,8 @@ pub const LISTENER: u16 = 8080;
 pub const ADMIN: u16 = 9091;
 /// The echo backend, a listener in each step's own `envoy.yaml`.
 pub const ECHO_BACKEND: u16 = 3000;
-/// Step 3's auth service, also a listener in its `envoy.yaml`.
+/// Step 3's auth service (and step 7's key service), also a listener in
+/// its `envoy.yaml`.
 pub const AUTH_SERVICE: u16 = 3001;
 
 /// Step 5's rate limit service: gRPC (what Envoy calls), HTTP

@@ -183,6 +183,8 @@ mod tests {
             "step-3-http-call",
             "step-4-signed-body",
             "step-5-global-rate-limit",
+            "step-6-response-guard",
+            "step-7-key-refresh",
             "go-auth",
         ] {
             assert!(names.iter().any(|name| name == expected), "{names:?}");
@@ -220,11 +222,11 @@ mod tests {
     }
 
     #[test]
-    fn only_step_3_uses_the_auth_service() {
+    fn only_steps_3_and_7_call_a_service_on_the_auth_service_port() {
         for step in Step::all() {
             assert_eq!(
                 step.uses_auth_service(),
-                step.name == "step-3-http-call",
+                step.name == "step-3-http-call" || step.name == "step-7-key-refresh",
                 "{}",
                 step.name
             );

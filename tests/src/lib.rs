@@ -9,6 +9,7 @@ pub mod file_server;
 pub mod http;
 pub mod http2;
 pub mod in_process_cases;
+pub mod key_service;
 pub mod load;
 pub mod paths;
 pub mod process;

@@ -26,7 +26,7 @@ pub struct Stack {
     pub dir: PathBuf,
 }
 
-/// Which auth service a step-3 configuration calls.
+/// Which service a step-3 (auth) or step-7 (keys) configuration calls.
 pub enum AuthService<'a> {
     /// The one in the step's own `envoy.yaml` (a Lua listener), as a reader
     /// runs it.
@@ -41,6 +41,9 @@ pub enum AuthService<'a> {
     /// A service that accepts connections and then never answers, or closes
     /// them at once.
     Broken(Behaviour),
+    /// A service the test runs itself on this loopback port (step 7's
+    /// `key_service::KeyService`).
+    Port(u16),
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -108,7 +111,7 @@ pub fn use_free_ports(config: &mut EnvoyConfig, step: &Step) -> (u16, u16, u16) 
     (listener, admin, echo)
 }
 
-/// The `auth-service` cluster's endpoint in a step-3 config.
+/// The endpoint of the last cluster of a step-3 or step-7 config: the service.
 const AUTH_CLUSTER_ENDPOINT: &str =
     "- endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ";
 
@@ -144,7 +147,7 @@ impl Stack {
         )
     }
 
-    /// `start`, choosing which auth service a step-3 config calls.
+    /// `start`, choosing which service a step-3 or step-7 config calls.
     pub fn start_with(
         test_name: &str,
         step: &str,
@@ -185,13 +188,14 @@ impl Stack {
                 broken_service = Some(service);
                 Some(port)
             }
+            AuthService::Port(port) => Some(*port),
         };
         if let Some(auth_port) = auth_port {
             let endpoint = config
                 .text()
                 .lines()
                 .rfind(|line| line.trim_start().starts_with(AUTH_CLUSTER_ENDPOINT))
-                .expect("a step-3 config: its last cluster endpoint is the auth service")
+                .expect("a step-3 or step-7 config: its last cluster endpoint is the service")
                 .to_owned();
             let indent = &endpoint[..endpoint.len() - endpoint.trim_start().len()];
             config.replace_once(

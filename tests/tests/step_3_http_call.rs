@@ -356,6 +356,26 @@ fn cache_counter(stack: &Stack, name: &str) -> u64 {
     prometheus_value(stack, &format!("auth_plugin_cache_{name}")).unwrap_or(0)
 }
 
+/// The cache helps only once an answer is in it: 100 requests sent at once
+/// with one key it has not seen, to a service that answers in 250 ms, each
+/// find the cache empty and ask on their own.
+#[test]
+fn a_burst_for_one_new_key_asks_the_service_once_per_request_in_flight() {
+    let stack = start("step3-burst", &controlled(&["--delay-ms", "250"]), |_| {});
+    let keys = ["key-abc123"; 100];
+    let results = load::concurrent_gets(stack.envoy.port, "/api/users", "x-api-key", &keys, 100);
+    assert!(
+        results.iter().all(|(_, status)| *status == 200),
+        "{results:?}"
+    );
+    let calls = service_calls(&stack);
+    println!("100 concurrent requests for one new key: {calls} calls to the auth service");
+    assert!(
+        calls >= 20,
+        "{calls} calls: the requests did not ask on their own"
+    );
+}
+
 /// Many requests with one key: one call to the service per time-to-live,
 /// and the plugin's hit and miss counters agree with the service's count.
 #[test]

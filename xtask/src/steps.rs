@@ -73,14 +73,40 @@ fn check_rust(step: &Step) -> Result {
         run::status(command)
     };
     cargo(&clippy)?;
-    // The tests themselves run on the host, so they are linted there.
-    cargo(&[
-        "clippy", "--quiet", "--locked", "--tests", "--", "-D", "warnings",
-    ])?;
     cargo(&["fmt", "--check"])?;
     // On the host: the unit tests (the pure logic) and, where a folder has
     // them, the in-process tests (the release module in a host library).
-    cargo(&["test", "--quiet", "--locked"])
+    // The tests run on the host, so they are linted there, by the same
+    // build: clippy-driver compiles the step's own crate (cargo gives
+    // RUSTC_WORKSPACE_WRAPPER to workspace members only) and reports what
+    // `cargo clippy --tests -- -D warnings` would, while the dependencies
+    // build once, for the tests. A separate `cargo clippy --tests` would
+    // check every dependency a second time, the host library's wasmtime
+    // included.
+    let driver = clippy_driver(&step.dir)?;
+    let mut test = project::step::cargo_in(&step.dir);
+    test.args(["test", "--quiet", "--locked"])
+        .env(
+            "CARGO_TARGET_DIR",
+            project::repo_root().join("target/steps-host"),
+        )
+        .env("RUSTC_WORKSPACE_WRAPPER", driver)
+        // The arguments `cargo clippy -- -D warnings` hands the driver.
+        .env(
+            "CLIPPY_ARGS",
+            "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
+        );
+    run::status(test)
+}
+
+/// The `clippy-driver` of the toolchain a folder builds with.
+fn clippy_driver(dir: &std::path::Path) -> Result<String> {
+    let mut which = Command::new("rustup");
+    which.args(["which", "clippy-driver"]).current_dir(dir);
+    if let Some(channel) = project::step::pinned_toolchain(dir) {
+        which.args(["--toolchain", &channel]);
+    }
+    Ok(run::output(which)?.trim().to_owned())
 }
 
 fn check_go(step: &Step) -> Result {
