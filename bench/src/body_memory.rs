@@ -99,3 +99,152 @@ pub fn measure(wasm: &Path, quick: bool) -> Value {
     drop(open);
     json!(rows)
 }
+
+/// How much of a JSON response the held backend sends before it stalls:
+/// under step 6's `max_body_bytes` here and under Envoy's 1 MiB buffer
+/// limit, so Envoy holds it rather than refusing it.
+const RESPONSE_BYTES: usize = 500_000;
+
+/// An upstream whose every response is JSON that never ends: headers and
+/// `RESPONSE_BYTES` of body, then nothing, its connection held open until
+/// the backend is dropped. Step 6 holds a JSON response until its end, so
+/// each such response stays in Envoy.
+struct HeldBackend {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HeldBackend {
+    fn start() -> HeldBackend {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind the held backend");
+        let port = listener.local_addr().expect("its port").port();
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let chunk = format!("{:x}\r\n{}\r\n", 100_000, "x".repeat(100_000));
+            while !stopping.load(Ordering::SeqCst) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    request.push(byte[0]);
+                }
+                let mut answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                    transfer-encoding: chunked\r\n\r\n"
+                    .to_vec();
+                for _ in 0..RESPONSE_BYTES / 100_000 {
+                    answer.extend_from_slice(chunk.as_bytes());
+                }
+                let _ = stream.write_all(&answer);
+                held.push(stream);
+            }
+        });
+        HeldBackend {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HeldBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Response body bytes Envoy has read from upstreams, from its stats.
+fn upstream_received_bytes(stack: &Stack) -> u64 {
+    stack
+        .envoy
+        .stat("cluster.backend.upstream_cx_rx_bytes_total")
+        .unwrap_or(0)
+}
+
+/// Step 6 holding concurrent JSON responses of `RESPONSE_BYTES` that never
+/// end: Envoy's memory after each step, as `measure` does for step 4.
+pub fn measure_responses(wasm: &Path, quick: bool) -> Value {
+    let json = json!({
+        "remove_fields": ["password_hash"],
+        "max_body_bytes": 1_000_000,
+    })
+    .to_string();
+    let backend = HeldBackend::start();
+    let stack = Stack::start(
+        "bench-response-memory",
+        "step-6-response-guard",
+        wasm,
+        2,
+        |config| {
+            config.set_plugin_configuration(&json);
+            // The backend cluster's endpoint is the config's last one.
+            let endpoint = config
+                .text()
+                .lines()
+                .rfind(|line| line.trim_start().starts_with("- endpoint: "))
+                .expect("step 6's backend cluster")
+                .to_owned();
+            let indent = &endpoint[..endpoint.len() - endpoint.trim_start().len()];
+            config.replace_once(
+                &endpoint,
+                &format!(
+                    "{indent}- endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}",
+                    backend.port
+                ),
+            );
+        },
+    )
+    .unwrap_or_else(|log| panic!("{log}"));
+    let pid = stack.envoy.server.pid();
+    let steps: &[usize] = if quick { &[0, 2] } else { &[0, 25, 50, 100] };
+    let mut open: Vec<std::net::TcpStream> = Vec::new();
+    let mut rows = Vec::new();
+    let (start_rss, start_heap) = (resident_bytes(pid), heap_bytes(&stack));
+    for &count in steps {
+        while open.len() < count {
+            use std::io::Write;
+            let mut client =
+                std::net::TcpStream::connect(("127.0.0.1", stack.envoy.port)).expect("connect");
+            client
+                .write_all(b"GET /api/users HTTP/1.1\r\nhost: bench\r\n\r\n")
+                .expect("send a request");
+            open.push(client);
+        }
+        let expected = (count * RESPONSE_BYTES) as u64;
+        let arrived = project::wait::until(Duration::from_secs(30), || {
+            upstream_received_bytes(&stack) >= expected
+        });
+        assert!(
+            arrived,
+            "{count} responses: Envoy read {} of {expected} bytes within 30 s",
+            upstream_received_bytes(&stack)
+        );
+        let (rss, heap) = (resident_bytes(pid), heap_bytes(&stack));
+        rows.push(json!({
+            "responses": count,
+            "resident_mib": (rss as f64) / 1_048_576.0,
+            "heap_mib": (heap as f64) / 1_048_576.0,
+            "resident_added_mib": (rss.saturating_sub(start_rss) as f64) / 1_048_576.0,
+            "heap_added_mib": (heap.saturating_sub(start_heap) as f64) / 1_048_576.0,
+        }));
+    }
+    drop(open);
+    drop(stack);
+    drop(backend);
+    json!(rows)
+}

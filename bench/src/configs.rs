@@ -19,6 +19,20 @@ pub enum Filter<'a> {
         wasm: &'a Path,
         json: String,
     },
+    /// Step 6: the plugin on responses, with the headers held while it
+    /// reads the body (`allow_on_headers_stop_iteration`).
+    ResponseGuard {
+        wasm: &'a Path,
+        json: String,
+    },
+    /// Step 7: the filter reading the key list that the same module, as
+    /// a singleton refresher (a bootstrap extension), fetches from the
+    /// sink's `/keys`.
+    KeyRefresh {
+        wasm: &'a Path,
+        filter_json: String,
+        refresher_json: String,
+    },
     Lua {
         keys: &'a [String],
     },
@@ -31,7 +45,13 @@ pub enum Filter<'a> {
 impl Filter<'_> {
     /// Whether the filter under test is a Wasm plugin.
     pub fn is_wasm(&self) -> bool {
-        matches!(self, Filter::Wasm { .. } | Filter::WasmThenRateLimit { .. })
+        matches!(
+            self,
+            Filter::Wasm { .. }
+                | Filter::WasmThenRateLimit { .. }
+                | Filter::ResponseGuard { .. }
+                | Filter::KeyRefresh { .. }
+        )
     }
 }
 
@@ -41,6 +61,53 @@ pub fn keys(count: usize) -> Vec<String> {
 
 /// The key every benchmark request sends: one of the configured keys.
 pub const REQUEST_KEY: &str = "key-000001";
+
+/// What the sink answers on `/json/` (the upstream of step 6's routes): a
+/// user record with the fields step 6 is configured to remove.
+pub const USER_JSON: &str = r#"{"id":42,"name":"Ada Lovelace","email":"ada@example.com","password_hash":"$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA","profile":{"ssn":"078-05-1120","city":"London","roles":["admin","billing"]},"internal_notes":"VIP since 2019"}"#;
+
+/// The field of `USER_JSON` that step 6 must remove (proof.rs).
+pub const REMOVED_FIELD: &str = "password_hash";
+
+/// The keys the sink's `/keys` serves step 7's refresher: `keys(3)`.
+fn key_list_json() -> String {
+    serde_json::json!({ "keys": keys(3) }).to_string()
+}
+
+/// Step 7's refresher as a singleton service, for `envoy_yaml`.
+fn bootstrap_yaml(filters: &[&Filter]) -> String {
+    filters
+        .iter()
+        .find_map(|filter| match filter {
+            Filter::KeyRefresh {
+                wasm,
+                refresher_json,
+                ..
+            } => Some(format!(
+                r#"bootstrap_extensions:
+- name: envoy.bootstrap.wasm
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.wasm.v3.WasmService
+    singleton: true
+    config:
+      name: key-refresher
+      root_id: key-refresher
+      vm_config:
+        vm_id: key-refresh
+        runtime: envoy.wasm.runtime.v8
+        environment_variables: {{ host_env_keys: ["KEY_LIST_SECRET"] }}
+        code: {{ local: {{ filename: "{}" }} }}
+      configuration:
+        "@type": type.googleapis.com/google.protobuf.StringValue
+        value: '{}'
+"#,
+                wasm.display(),
+                refresher_json
+            )),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
 
 fn filter_yaml(filter: &Filter) -> String {
     match filter {
@@ -63,6 +130,25 @@ fn filter_yaml(filter: &Filter) -> String {
             wasm.display(),
             json
         ),
+        Filter::ResponseGuard { wasm, json } => filter_yaml(&Filter::Wasm {
+            wasm,
+            json: json.clone(),
+        })
+        .replace(
+            "failure_policy: FAIL_CLOSED\n",
+            "failure_policy: FAIL_CLOSED\n                allow_on_headers_stop_iteration: true\n",
+        ),
+        Filter::KeyRefresh {
+            wasm, filter_json, ..
+        } => filter_yaml(&Filter::Wasm {
+            wasm,
+            json: filter_json.clone(),
+        })
+        .replace(
+            "runtime: envoy.wasm.runtime.v8\n",
+            "vm_id: key-refresh\n                  runtime: envoy.wasm.runtime.v8\n",
+        )
+        .replace("AUTH_CACHE_SECRET", "KEY_LIST_SECRET"),
         Filter::WasmThenRateLimit { wasm, json } => {
             let plugin = filter_yaml(&Filter::Wasm {
                 wasm,
@@ -186,6 +272,14 @@ fn listener_yaml(name: &str, port: u16, filter: &Filter) -> String {
                   check:
                     "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
                     disabled: true
+              - match: {{ prefix: "/json/checked" }}
+                route: {{ cluster: sink }}
+              - match: {{ prefix: "/json/unchecked" }}
+                route: {{ cluster: sink }}
+                typed_per_filter_config:
+                  check:
+                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                    disabled: true
           http_filters:{}
           - name: envoy.filters.http.router
             typed_config:
@@ -199,15 +293,25 @@ fn listener_yaml(name: &str, port: u16, filter: &Filter) -> String {
 /// admin interface, and `sink_port`, a listener of the same Envoy that
 /// reads each request's whole body (the buffer filter) and answers 200: the
 /// upstream of the `/body/` routes, where a filter that reads bodies is
-/// measured, and step 3's auth service (`/validate`, a yes for every key).
+/// measured, step 3's auth service (`/validate`, a yes for every key),
+/// step 6's upstream (`/json/`, `USER_JSON`) and step 7's key service
+/// (`/keys`).
 /// Answering at the headers, as `direct_response` does, would end the
 /// request before the filter had seen the body.
 ///
 /// `rate_limit_port` is step 5's rate limit service (gRPC); configurations
 /// that do not call it never connect there.
-fn envoy_yaml(listeners: &str, admin_port: u16, sink_port: u16, rate_limit_port: u16) -> String {
+fn envoy_yaml(
+    bootstrap: &str,
+    listeners: &str,
+    admin_port: u16,
+    sink_port: u16,
+    rate_limit_port: u16,
+) -> String {
+    let user_json = USER_JSON;
+    let key_list = key_list_json();
     format!(
-        r#"admin:
+        r#"{bootstrap}admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}
 static_resources:
   listeners:
@@ -227,6 +331,16 @@ static_resources:
               # Step 3's auth service: yes to every key.
               - match: {{ prefix: "/validate" }}
                 direct_response: {{ status: 200, body: {{ inline_string: '{{"valid":true}}' }} }}
+              - match: {{ prefix: "/json/" }}
+                direct_response: {{ status: 200, body: {{ inline_string: '{user_json}' }} }}
+                response_headers_to_add:
+                - header: {{ key: content-type, value: application/json }}
+                  append_action: OVERWRITE_IF_EXISTS_OR_ADD
+              - match: {{ prefix: "/keys" }}
+                direct_response: {{ status: 200, body: {{ inline_string: '{key_list}' }} }}
+                response_headers_to_add:
+                - header: {{ key: content-type, value: application/json }}
+                  append_action: OVERWRITE_IF_EXISTS_OR_ADD
               - match: {{ prefix: "/" }}
                 direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
           http_filters:
@@ -284,6 +398,12 @@ pub fn several_on_free_ports(
         .enumerate()
         .map(|(index, (filter, port))| listener_yaml(&format!("bench_{index}"), *port, filter))
         .collect();
-    let yaml = envoy_yaml(&listeners, admin, sink, rate_limit_port);
+    let yaml = envoy_yaml(
+        &bootstrap_yaml(filters),
+        &listeners,
+        admin,
+        sink,
+        rate_limit_port,
+    );
     (EnvoyConfig::from_text(yaml), ports, admin)
 }

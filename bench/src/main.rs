@@ -56,6 +56,9 @@ enum Request {
     /// A GET through the sink cluster (`/body/checked`, `/body/unchecked`):
     /// for Envoy's rate limit filter, which skips `direct_response` routes.
     GetToCluster,
+    /// A GET through the sink cluster's `/json/`, which answers
+    /// `configs::USER_JSON`: the response step 6 rewrites.
+    GetJson,
     /// A signed POST: the body, the file h2load sends it from, and its
     /// signature header's value.
     SignedPost {
@@ -70,6 +73,7 @@ impl Request {
         match self {
             Request::Get => "",
             Request::GetToCluster | Request::SignedPost { .. } => "/body",
+            Request::GetJson => "/json",
         }
     }
 
@@ -85,7 +89,7 @@ impl Request {
                 "-H".into(),
                 format!("x-signature-256: {signature}"),
             ],
-            Request::Get | Request::GetToCluster => Vec::new(),
+            Request::Get | Request::GetToCluster | Request::GetJson => Vec::new(),
         }
     }
 
@@ -285,6 +289,8 @@ fn main() {
     let step_3 = steps::build("step-3-http-call");
     let step_4 = steps::build("step-4-signed-body");
     let step_5 = steps::build(harness::rate_limit::STEP);
+    let step_6 = steps::build("step-6-response-guard");
+    let step_7 = steps::build("step-7-key-refresh");
     // Step 5's services, with a limit no run reaches.
     let services_dir = test_dir("bench-rate-limit-services");
     let redis = Redis::start(&services_dir);
@@ -324,6 +330,34 @@ fn main() {
         "cache_secret_env": "AUTH_CACHE_SECRET",
     })
     .to_string();
+    let step_6_filter = Filter::ResponseGuard {
+        wasm: &step_6,
+        json: json!({
+            "remove_fields": ["password_hash", "ssn", "internal_notes"],
+            "max_body_bytes": 65536,
+            "remove_headers": ["server", "x-powered-by"],
+            "set_headers": { "x-content-type-options": "nosniff" },
+        })
+        .to_string(),
+    };
+    // The refresher asks the sink's `/keys` once an hour: no refresh
+    // falls inside a measurement, and the list stays fresh for a day.
+    let step_7_filter = || Filter::KeyRefresh {
+        wasm: &step_7,
+        filter_json: json!({
+            "secret_env": "KEY_LIST_SECRET",
+            "filter": { "header_name": "x-api-key", "max_key_age_seconds": 86_400 },
+        })
+        .to_string(),
+        refresher_json: json!({
+            "secret_env": "KEY_LIST_SECRET",
+            "refresh": {
+                "cluster": "sink", "authority": "sink", "path": "/keys",
+                "every_seconds": 3600, "timeout_ms": 10_000,
+            },
+        })
+        .to_string(),
+    };
     fn wasm<'a>(wasm: &'a std::path::Path, json: &str) -> Filter<'a> {
         Filter::Wasm {
             wasm,
@@ -388,6 +422,18 @@ fn main() {
             },
             Request::GetToCluster,
             Acts::CountsInRedis,
+        ),
+        (
+            "step 6, a 0.3 KiB JSON response",
+            step_6_filter,
+            Request::GetJson,
+            Acts::RemovesFields,
+        ),
+        (
+            "step 7",
+            step_7_filter(),
+            Request::Get,
+            Acts::RefusesOnceRefreshed,
         ),
     ];
     // Quick mode counts the first under valgrind, whose slow start runs
@@ -748,6 +794,7 @@ fn main() {
         ("step 3", wasm(&step_3, &step_3_warm)),
         ("step 4", wasm(&step_4, &step_4_json)),
         ("step 5", wasm(&step_5, &step_5_json)),
+        ("step 7 (the refresher's VM too)", step_7_filter()),
     ];
     let startup = startup::measure(&started, rate_limit.grpc_port, if quick { 1 } else { 5 });
 
@@ -757,6 +804,8 @@ fn main() {
 
     phase("Envoy's memory with concurrent 1 MB bodies held by step 4");
     let memory = body_memory::measure(&step_4, quick);
+    phase("Envoy's memory with concurrent 500 KB JSON responses held by step 6");
+    let response_memory = body_memory::measure_responses(&step_6, quick);
 
     let results = json!({
         "quick": quick,
@@ -767,6 +816,7 @@ fn main() {
         "cpu": cpu,
         "instructions": instruction_rows,
         "body_memory": memory,
+        "response_memory": response_memory,
         "startup": startup,
     });
     report::write(&out, &results);

@@ -3,8 +3,10 @@
 //! a 2xx, which a filter that lets everything through, or a route where it
 //! is not really disabled, would pass as well.
 
+use crate::configs::REMOVED_FIELD;
 use harness::http;
 use harness::rate_limit::Redis;
+use std::time::Duration;
 
 /// What a configuration's filter must be seen doing.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -28,6 +30,12 @@ pub enum Acts {
     /// Step 3 with a cache: after the first request, answers from it (the
     /// plugin's `cache.hit` counter grows).
     AnswersFromItsCache,
+    /// Step 6: the field the unchecked route's response has is gone from
+    /// the checked route's.
+    RemovesFields,
+    /// Step 7: once the refresher has published the list, lets the key
+    /// through and refuses a request without one.
+    RefusesOnceRefreshed,
 }
 
 /// The key of local_ratelimit's own small bucket (configs.rs).
@@ -63,6 +71,16 @@ impl Target<'_> {
         .unwrap_or((0, None))
     }
 
+    fn body(&self, path: &str) -> String {
+        http::get(
+            self.port,
+            &format!("{}{path}", self.prefix),
+            &self.passing(),
+        )
+        .map(|r| r.body)
+        .unwrap_or_default()
+    }
+
     fn passing(&self) -> Vec<(&str, &[u8])> {
         self.passing
             .iter()
@@ -82,6 +100,14 @@ impl Target<'_> {
 /// `acts` says; panics with what it saw otherwise.
 pub fn check(target: &Target, acts: Acts, redis: &Redis) {
     let name = target.name;
+    if acts == Acts::RefusesOnceRefreshed {
+        // Until its first refresh, step 7 refuses every request (503);
+        // under valgrind that refresh takes a while.
+        let refreshed = project::wait::until(Duration::from_secs(120), || {
+            target.send("/checked", &target.passing()).0 == 200
+        });
+        assert!(refreshed, "{name}: the key list never arrived");
+    }
     let (off, _) = target.send("/unchecked", &[]);
     assert_eq!(off, 200, "{name}: /unchecked without a key");
     let passing = target.passing();
@@ -89,7 +115,16 @@ pub fn check(target: &Target, acts: Acts, redis: &Redis) {
     assert_eq!(on, 200, "{name}: /checked with a valid key or signature");
     match acts {
         Acts::Nothing => {}
-        Acts::Refuses => {
+        Acts::RemovesFields => {
+            let field = format!("\"{REMOVED_FIELD}\"");
+            let (off, on) = (target.body("/unchecked"), target.body("/checked"));
+            assert!(off.contains(&field), "{name}: /unchecked answered {off}");
+            assert!(
+                on.starts_with('{') && !on.contains(&field),
+                "{name}: /checked answered {on}"
+            );
+        }
+        Acts::Refuses | Acts::RefusesOnceRefreshed => {
             let (refused, _) = target.send("/checked", &[]);
             assert!(
                 (400..500).contains(&refused),

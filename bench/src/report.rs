@@ -185,6 +185,26 @@ pub fn write(out: &Path, results: &Value) {
     }
     write_file("body-memory.md", memory);
 
+    let mut memory = String::from(
+        "| 500 KB JSON responses held at once | Envoy resident memory | added | Envoy heap (allocated) | added |\n|---|---|---|---|---|\n",
+    );
+    for row in results["response_memory"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let _ = writeln!(
+            memory,
+            "| {} | {:.0} MiB | {:.0} MiB | {:.0} MiB | {:.0} MiB |",
+            row["responses"],
+            us(&row["resident_mib"]),
+            us(&row["resident_added_mib"]),
+            us(&row["heap_mib"]),
+            us(&row["heap_added_mib"])
+        );
+    }
+    write_file("response-memory.md", memory);
+
     let startup = &results["startup"];
     let mut table = format!(
         "| configuration | Envoy ready after (1 worker) | added | resident memory (1 worker) | added | each further VM (from {} to {} workers) |\n|---|---|---|---|---|---|\n",

@@ -156,6 +156,25 @@ pub const KEEP_CONTENT_LENGTH: Patch = Patch {
     to: "",
 };
 
+/// Step 3's one-call-per-key example doing nothing when the request that
+/// made a call leaves: Envoy cancels that call, no answer comes, and the
+/// key stays "in flight" for good, so every later request for it waits.
+pub const FORGET_THE_WAITING: Patch = Patch {
+    file: "examples/one-call-per-key.rs",
+    from: "        if let Some((_, key)) = self.asking.take() {
+            let waiting = self.in_flight.borrow_mut().finish(&key);
+            if !waiting.is_empty() {
+                log::warn!(
+                    \"the request asking left: {} waiting requests refused\",
+                    waiting.len()
+                );
+            }
+            decide_for(&waiting, Decision::Unavailable);
+        }
+",
+    to: "",
+};
+
 /// Step 4 pausing in `on_http_request_headers` to hold the request until
 /// the body is verified: Envoy then holds the body back from the plugin
 /// too, and the request waits for a body callback that never comes.
@@ -253,7 +272,7 @@ pub const NO_RESPONSE_TRAILERS_CALLBACK: Patch = Patch {
 
 /// Each pitfall the book shows: its name (the diff's file name), the step,
 /// and the variant's replacements.
-pub const PITFALLS: [(&str, &str, &[Patch]); 17] = [
+pub const PITFALLS: [(&str, &str, &[Patch]); 18] = [
     (
         "read-header-as-string",
         "step-1-auth",
@@ -301,6 +320,11 @@ pub const PITFALLS: [(&str, &str, &[Patch]); 17] = [
         "pause-at-headers",
         "step-4-signed-body",
         &[PAUSE_AT_HEADERS],
+    ),
+    (
+        "forget-the-waiting",
+        "step-3-http-call",
+        &[FORGET_THE_WAITING],
     ),
     (
         "untagged-cache-entry",

@@ -7,6 +7,7 @@ use harness::http::{self, Response};
 use harness::load;
 use harness::stack::{AuthService, Stack};
 use harness::steps;
+use harness::variants::{self, naive};
 use std::time::{Duration, Instant};
 
 const STEP: &str = "step-3-http-call";
@@ -733,4 +734,179 @@ fn the_in_process_cases_get_the_same_answers_through_envoy() {
     harness::in_process_cases::assert_step_has_the_api_key_cases(STEP);
     let stack = Stack::step("step3-in-process-cases", STEP, 2);
     harness::in_process_cases::check_api_key_cases(STEP, stack.envoy.port);
+}
+
+/// The example `one-call-per-key` (a second plugin in the step's folder)
+/// with the step's configuration, `workers` VMs, and `edit`.
+fn start_one_call_per_key(
+    test_name: &str,
+    auth: &AuthService,
+    workers: u32,
+    edit: impl FnOnce(&mut EnvoyConfig),
+) -> Stack {
+    let wasm = steps::build_example(STEP, "one-call-per-key");
+    Stack::start_with(test_name, STEP, &wasm, workers, auth, edit)
+        .unwrap_or_else(|log| panic!("{log}"))
+}
+
+/// Step 3's burst, half with a valid key and half with an unknown one, to
+/// the example: the requests for a key already asked about wait for that
+/// answer, so each VM asks once per key, and each waiting request gets the
+/// answer meant for its key.
+#[test]
+fn one_call_per_key_asks_once_per_key_per_vm() {
+    for workers in [1u32, 2] {
+        let stack = start_one_call_per_key(
+            &format!("one-call-per-key-{workers}"),
+            &controlled(&["--delay-ms", "250"]),
+            workers,
+            |_| {},
+        );
+        let keys: Vec<&str> = (0..100)
+            .map(|i| {
+                if i % 2 == 0 {
+                    "key-abc123"
+                } else {
+                    "not-a-key"
+                }
+            })
+            .collect();
+        let results =
+            load::concurrent_gets(stack.envoy.port, "/api/users", "x-api-key", &keys, 100);
+        assert_eq!(load::count(&results, "key-abc123", 200), 50, "{results:?}");
+        assert_eq!(load::count(&results, "not-a-key", 403), 50, "{results:?}");
+        let calls = service_calls(&stack);
+        println!("100 concurrent requests for 2 new keys, {workers} worker(s): {calls} calls");
+        let most = 2 * workers as usize;
+        assert!(
+            (2..=most).contains(&calls),
+            "{calls} calls, expected at most one per key per VM ({most})"
+        );
+        let answered = stack.envoy.log().matches("one answer (").count();
+        assert_eq!(answered, calls, "one logged answer per call");
+        if workers == 1 {
+            capture::check_or_update(
+                "step-3-http-call/one-call-per-key.txt",
+                &format!(
+                    "100 requests at once, 50 with key-abc123 and 50 with not-a-key, one worker,\n\
+                     an auth service answering in 250 ms\n\
+                     200 (key-abc123): {}\n\
+                     403 (not-a-key): {}\n\
+                     calls to the auth service: {calls}\n",
+                    load::count(&results, "key-abc123", 200),
+                    load::count(&results, "not-a-key", 403),
+                ),
+            );
+        }
+    }
+}
+
+/// A service slower than the call's timeout: Envoy answers the one call
+/// 504, and every request that waited on it is refused 503 with it.
+#[test]
+fn one_call_per_key_refuses_every_waiting_request_when_the_call_times_out() {
+    let stack = start_one_call_per_key(
+        "one-call-per-key-timeout",
+        &controlled(&["--delay-ms", "2000"]),
+        1,
+        |_| {},
+    );
+    let keys = ["key-abc123"; 20];
+    let started = Instant::now();
+    let results = load::concurrent_gets(stack.envoy.port, "/api/users", "x-api-key", &keys, 20);
+    assert_eq!(load::count(&results, "key-abc123", 503), 20, "{results:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "refused at the call's timeout (500 ms), not at the service's answer: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(service_calls(&stack), 1);
+}
+
+/// The request that made the call leaves: Envoy cancels its call, so the
+/// request waiting on it is refused at once instead of waiting for an
+/// answer that will not come; the next request asks again.
+#[test]
+fn one_call_per_key_refuses_the_waiting_requests_when_the_asker_leaves() {
+    let stack = start_one_call_per_key(
+        "one-call-per-key-asker-leaves",
+        &controlled(&["--delay-ms", "1500"]),
+        1,
+        // A timeout longer than the service's delay: only the asker's
+        // leaving can end the wait early.
+        |config| config.replace_once(r#""timeout_ms": 500"#, r#""timeout_ms": 5000"#),
+    );
+    let vms = stack.envoy.vms_created();
+    let key = ("x-api-key", &b"key-abc123"[..]);
+    let asker = http::ChunkedRequest::start(stack.envoy.port, "/api/users", &[key])
+        .expect("send the asker's headers");
+    project::wait::until(Duration::from_secs(5), || service_calls(&stack) == 1);
+    assert_eq!(service_calls(&stack), 1, "the asker's call");
+    let port = stack.envoy.port;
+    let waiter = std::thread::spawn(move || {
+        let started = Instant::now();
+        let response = http::get(port, "/api/users", &[key]).map(|r| r.status);
+        (response, started.elapsed())
+    });
+    // Both requests are held by the plugin: the asker and the one waiting.
+    let active = || stack.envoy.stat("http.ingress.downstream_rq_active");
+    project::wait::until(Duration::from_secs(5), || active() == Some(2));
+    assert_eq!(active(), Some(2), "two requests in Envoy");
+    drop(asker);
+    let (status, waited) = waiter.join().expect("the waiting request's thread");
+    assert_eq!(status.ok(), Some(503), "the waiting request");
+    assert!(
+        waited < Duration::from_millis(1200),
+        "refused when the asker left, not at the service's answer: {waited:?}"
+    );
+    assert_eq!(service_calls(&stack), 1, "the waiting request did not ask");
+    assert_eq!(
+        get_with_key(&stack, b"key-abc123").status,
+        200,
+        "asked again"
+    );
+    assert_eq!(service_calls(&stack), 2);
+    stack.envoy.assert_no_plugin_crashed(vms);
+
+    // The naive variant forgets the call: every request for the key waits
+    // until Envoy gives up on the stream (1 s here; 5 minutes by default).
+    let naive = variants::build_example(
+        STEP,
+        "one-call-per-key",
+        "forget-the-waiting",
+        &[naive::FORGET_THE_WAITING],
+    );
+    let stack = Stack::start_with(
+        "one-call-per-key-forget-the-waiting",
+        STEP,
+        &naive,
+        1,
+        &controlled(&["--delay-ms", "1500"]),
+        |config| {
+            config.replace_once(r#""timeout_ms": 500"#, r#""timeout_ms": 5000"#);
+            config.replace_once(
+                "stat_prefix: ingress\n",
+                "stat_prefix: ingress\n          stream_idle_timeout: 1s\n",
+            );
+        },
+    )
+    .unwrap_or_else(|log| panic!("{log}"));
+    let asker = http::ChunkedRequest::start(stack.envoy.port, "/api/users", &[key])
+        .expect("send the asker's headers");
+    project::wait::until(Duration::from_secs(5), || service_calls(&stack) == 1);
+    drop(asker);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let later = get_with_key(&stack, b"key-abc123");
+    let waited = started.elapsed();
+    println!("naive: {} after {waited:?}", later.status);
+    assert_eq!(
+        later.status, 504,
+        "a later request waits for a call that is gone"
+    );
+    assert!(
+        waited >= Duration::from_millis(950),
+        "{waited:?}: not the 1 s idle timeout"
+    );
+    assert_eq!(service_calls(&stack), 1, "and never asks");
 }

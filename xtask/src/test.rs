@@ -115,8 +115,9 @@ pub fn ensure_harness_tools() -> Result {
 /// The tests run in two lanes side by side: the reader's tests (they
 /// compile a reader's folders and use the book's fixed ports; no other
 /// test does), and every other test binary followed by the tooling's own
-/// tests. Two test threads in each: each test runs its own Envoy, and the
-/// tests mostly wait on it, on this 2-core machine.
+/// tests. Two test threads in each: each test runs its own Envoy, and
+/// while one test waits (for Envoy to start, for a timeout to pass) the
+/// other's Envoy has a core.
 pub fn harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
     ensure_harness_tools()?;
     // What this run records for the stages after it starts empty.
@@ -127,10 +128,12 @@ pub fn harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
     const TOOLING: [&str; 4] = ["project", "auth-service", "xtask", "compat"];
     const READER: &str = "reader";
     run::step("building the live-Envoy harness and the tooling's tests (cargo test --no-run)");
-    let mut build = vec!["test", "--locked", "--no-run", "--package", "harness"];
+    let mut tooling = Vec::new();
     for package in TOOLING {
-        build.extend(["--package", package]);
+        tooling.extend(["--package", package]);
     }
+    let mut build = vec!["test", "--locked", "--no-run", "--package", "harness"];
+    build.extend(&tooling);
     run::cargo(&build, None)?;
 
     let envoy = project::envoy::binary()?;
@@ -155,10 +158,6 @@ pub fn harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
     let mut harness_rest = vec!["--package", "harness", "--lib"];
     for name in &others {
         harness_rest.extend(["--test", name]);
-    }
-    let mut tooling = Vec::new();
-    for package in TOOLING {
-        tooling.extend(["--package", package]);
     }
     run::step(&format!(
         "running the live-Envoy harness and the tooling's own tests (cargo test) in two lanes: \
