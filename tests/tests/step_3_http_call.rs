@@ -895,7 +895,9 @@ fn one_call_per_key_refuses_the_waiting_requests_when_the_asker_leaves() {
         .expect("send the asker's headers");
     project::wait::until(Duration::from_secs(5), || service_calls(&stack) == 1);
     drop(asker);
-    std::thread::sleep(Duration::from_millis(300));
+    // Past the moment the service answers (1.5 s after the call): the key
+    // stays in flight even then.
+    std::thread::sleep(Duration::from_millis(1600));
     let started = Instant::now();
     let later = get_with_key(&stack, b"key-abc123");
     let waited = started.elapsed();

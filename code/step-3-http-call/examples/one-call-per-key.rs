@@ -7,7 +7,7 @@
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, Bytes, ContextType, LogLevel, MapType, Status};
+use proxy_wasm::types::{Action, Bytes, ContextType, LogLevel, MapType};
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -27,16 +27,29 @@ proxy_wasm::main! {{
     });
 }}
 
-/// The fields of step 3's configuration this plugin uses; it ignores the
-/// cache's.
+/// The fields of step 3's configuration this plugin uses, with step 3's
+/// defaults; it ignores the cache's.
 #[derive(Deserialize)]
 struct Config {
     header_name: String,
     auth_cluster: String,
     auth_authority: String,
+    #[serde(default = "default_auth_path")]
     auth_path: String,
+    #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
 }
+
+fn default_auth_path() -> String {
+    "/validate".to_owned()
+}
+
+fn default_timeout_ms() -> u64 {
+    500
+}
+
+/// As in step 3: a waiting request waits at most this long for its answer.
+const MAX_TIMEOUT_MS: u64 = 10_000;
 
 // ANCHOR: in_flight
 /// The calls this VM has in flight, by key. A VM runs one callback at a
@@ -78,6 +91,10 @@ impl RootContext for CoalescingRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         match serde_json::from_slice::<Config>(&bytes) {
+            Ok(config) if !(1..=MAX_TIMEOUT_MS).contains(&config.timeout_ms) => {
+                log::error!("rejected plugin configuration: `timeout_ms` must be between 1 and {MAX_TIMEOUT_MS}");
+                false
+            }
             Ok(mut config) => {
                 config.header_name.make_ascii_lowercase();
                 self.config = Some(Rc::new(config));
@@ -128,38 +145,36 @@ enum Decision {
 // ANCHOR: decide
 /// Lets through or refuses the request of the *effective* context: the
 /// callback's own, or the one `hostcalls::set_effective_context` chose.
-fn decide(decision: Decision) -> Result<(), Status> {
-    let json = [("content-type", "application/json")];
-    match decision {
-        Decision::Allow => {
-            hostcalls::set_map_value(
-                MapType::HttpRequestHeaders,
-                AUTH_STATUS_HEADER,
-                Some("valid"),
-            )?;
-            hostcalls::resume_http_request()
+/// These SDK functions return a `Result` but panic on any status other than
+/// Ok, as the `HttpContext` methods do; they are called only for a context
+/// that exists.
+fn decide(decision: Decision) {
+    let json = vec![("content-type", "application/json")];
+    let _ = match decision {
+        Decision::Allow => hostcalls::set_map_value(
+            MapType::HttpRequestHeaders,
+            AUTH_STATUS_HEADER,
+            Some("valid"),
+        )
+        .and_then(|()| hostcalls::resume_http_request()),
+        Decision::Refuse => {
+            hostcalls::send_http_response(403, json, Some(br#"{"error":"invalid API key"}"#))
         }
-        Decision::Refuse => hostcalls::send_http_response(
-            403,
-            json.to_vec(),
-            Some(br#"{"error":"invalid API key"}"#),
-        ),
         Decision::Unavailable => hostcalls::send_http_response(
             503,
-            json.to_vec(),
+            json,
             Some(br#"{"error":"authentication unavailable"}"#),
         ),
-    }
+    };
 }
 
 /// Gives the requests that waited the decision. A request whose client has
-/// left has no context any more: Envoy answers BadArgument and it is skipped.
+/// left has no context any more: Envoy answers BadArgument (the one status
+/// this SDK function returns instead of panicking on) and it is skipped.
 fn decide_for(waiting: &[u32], decision: Decision) {
     for &request in waiting {
         if hostcalls::set_effective_context(request).is_ok() {
-            if let Err(status) = decide(decision) {
-                log::warn!("could not answer a waiting request: {status:?}");
-            }
+            decide(decision);
         }
     }
 }
@@ -217,11 +232,10 @@ impl Context for CoalescingFilter {
             "one answer ({decision:?}) for {} requests",
             waiting.len() + 1
         );
-        if let Err(status) = decide(decision) {
-            log::warn!("could not answer the request: {status:?}");
-        }
+        decide(decision);
         decide_for(&waiting, decision);
-        // Back to this request's context for anything after this callback.
+        // Envoy restores this callback's own context when it returns; this
+        // keeps any host call added below acting on this request.
         let _ = hostcalls::set_effective_context(self.context_id);
     }
 
@@ -274,9 +288,7 @@ impl CoalescingFilter {
     }
 
     fn refuse(&mut self, decision: Decision) -> Action {
-        if let Err(status) = decide(decision) {
-            log::warn!("could not answer the request: {status:?}");
-        }
+        decide(decision);
         Action::Pause
     }
 }
