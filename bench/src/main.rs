@@ -145,6 +145,35 @@ const STOP_AFTER_KEY_CHECK: [variants::Patch; 2] = [
     },
 ];
 
+/// Step 1's read of every request header (`get_http_request_headers_bytes`
+/// and the filter over them), for the candidates below to replace.
+const READ_EVERY_HEADER: &str = "        self.get_http_request_headers_bytes()
+            .into_iter()
+            .filter(|(header, _)| header == name)
+            .map(|(_, value)| value)
+            .collect()";
+
+/// Candidate: the `request.headers` attribute, which Envoy answers with
+/// every value of the header joined by `,` (a key never holds one, so a
+/// comma means the header came more than once).
+const READ_THE_ATTRIBUTE: [variants::Patch; 1] = [variants::Patch {
+    file: "src/filter.rs",
+    from: READ_EVERY_HEADER,
+    to: "        match self.get_property(vec![\"request\", \"headers\", name]) {
+            Some(value) if value.contains(&b',') => vec![Vec::new(), value],
+            Some(value) => vec![value],
+            None => Vec::new(),
+        }",
+}];
+
+/// Reference, not a candidate: the single-header read, which returns only
+/// the first value and so cannot see a repeated key.
+const READ_THE_FIRST_VALUE: [variants::Patch; 1] = [variants::Patch {
+    file: "src/filter.rs",
+    from: READ_EVERY_HEADER,
+    to: "        self.get_http_request_header_bytes(name).into_iter().collect()",
+}];
+
 /// Step 1 without its `on_log` line, which Envoy at `warn` drops after the
 /// plugin has formatted and sent it.
 const NO_REQUEST_LOG: [variants::Patch; 1] = [variants::Patch {
@@ -322,6 +351,21 @@ fn main() {
         variants::build("step-1-auth", "bench-key-check-only", &STOP_AFTER_KEY_CHECK);
     let no_request_log = variants::build("step-1-auth", "bench-no-request-log", &NO_REQUEST_LOG);
     let step_1_json = plugin_json(&three, json!({}));
+    let by_attribute = variants::build(
+        "step-1-auth",
+        "bench-read-the-attribute",
+        &READ_THE_ATTRIBUTE,
+    );
+    let by_attribute_no_log = variants::build(
+        "step-1-auth",
+        "bench-read-the-attribute-no-log",
+        &[READ_THE_ATTRIBUTE[0], NO_REQUEST_LOG[0]],
+    );
+    let first_value = variants::build(
+        "step-1-auth",
+        "bench-read-the-first-value",
+        &READ_THE_FIRST_VALUE,
+    );
     let step_3_warm = json!({
         "header_name": "x-api-key", "auth_cluster": "sink", "auth_authority": "sink",
         // Everything is about fifty times slower under valgrind.
@@ -397,6 +441,24 @@ fn main() {
             Acts::Refuses,
         ),
         (
+            "step 1 reading the request.headers attribute",
+            wasm(&by_attribute, &step_1_json),
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
+            "step 1 reading the attribute, without its log line",
+            wasm(&by_attribute_no_log, &step_1_json),
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
+            "step 1 reading only the first value (blind to a repeated key)",
+            wasm(&first_value, &step_1_json),
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
             "step 2",
             wasm(&step_2, &step_2_json),
             Request::Get,
@@ -436,6 +498,28 @@ fn main() {
             Acts::RefusesOnceRefreshed,
         ),
     ];
+    // `--probe TEXT`: only the configurations above whose name contains
+    // TEXT, each under callgrind, printed and not written: for trying a
+    // change before a full run.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(probe) = args
+        .iter()
+        .position(|a| a == "--probe")
+        .and_then(|i| args.get(i + 1))
+    {
+        for (name, filter, request, acts) in counted
+            .iter()
+            .filter(|(name, ..)| name.contains(probe.as_str()))
+        {
+            let file_name = format!("probe-{}", name.replace([' ', ',', '(', ')', '\''], "-"));
+            let mut envoy =
+                instructions::Counted::launch(&file_name, &[filter], rate_limit.grpc_port, true);
+            let port = envoy.ports[0];
+            let row = count_one(&mut envoy, port, name, request, *acts, &redis, false);
+            println!("{row}");
+        }
+        return;
+    }
     // Quick mode counts the first under valgrind, whose slow start runs
     // beside the CPU part (nobody reads quick figures); the others get the
     // same requests in one plain Envoy. A full run starts each under

@@ -8,6 +8,7 @@
 /// Replace `from` by `to` in `file` (relative to the step folder); `from`
 /// must occur exactly once, so a change to the step that a variant no
 /// longer fits fails loudly.
+#[derive(Clone, Copy)]
 pub struct Patch {
     pub file: &'static str,
     pub from: &'static str,

@@ -5,7 +5,9 @@
 use crate::run::{self, Result};
 use crate::{test, tools};
 
-pub fn run(quick: bool) -> Result {
+/// `probe`: only the instruction counts of the configurations whose name
+/// contains it, printed, nothing written.
+pub fn run(quick: bool, probe: Option<&str>) -> Result {
     test::ensure_harness_tools()?;
     tools::ensure_bench_tools()?;
     run::step(if quick {
@@ -16,6 +18,9 @@ pub fn run(quick: bool) -> Result {
     let mut command = run::workspace_program("bench");
     if quick {
         command.arg("--quick");
+    }
+    if let Some(probe) = probe {
+        command.args(["--probe", probe]);
     }
     command.env("ENVOY", project::envoy::binary()?);
     run::status(command)

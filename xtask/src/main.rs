@@ -44,7 +44,13 @@ enum Command {
     Capture,
     /// Measure module sizes, Envoy's CPU and instructions per request, start-up time and
     /// memory per VM; rewrites src/captured/bench/
-    Bench,
+    Bench {
+        /// Only count the instructions of the configurations whose name
+        /// contains this text, print them and write nothing (minutes, not
+        /// an hour: for trying a change before a full run)
+        #[arg(long)]
+        probe: Option<String>,
+    },
     /// Measure host compatibility (Envoy releases, the ABI, Loom); rewrites
     /// src/captured/host-compatibility.md
     Compat,
@@ -62,7 +68,7 @@ fn main() {
         Command::Up { step } => up::run(&step),
         Command::Test { only } => test::run(only),
         Command::Capture => capture::run(),
-        Command::Bench => bench::run(false),
+        Command::Bench { probe } => bench::run(false, probe.as_deref()),
         Command::Compat => compat::run(),
         Command::Preprocess { args } => preprocess::run(&args),
     };
