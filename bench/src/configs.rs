@@ -39,6 +39,13 @@ pub enum Filter<'a> {
     Rbac {
         keys: &'a [String],
     },
+    /// Envoy's native `api_key_auth` filter: step 1's native twin.
+    ApiKeyAuth {
+        keys: &'a [String],
+    },
+    /// Envoy's `ext_authz` filter asking an HTTP auth service (the sink's
+    /// `/authz/`, which knows `keys(3)`) about every request.
+    ExtAuthz,
     LocalRateLimit,
 }
 
@@ -210,6 +217,34 @@ fn filter_yaml(filter: &Filter) -> String {
                 ids.join(", ")
             )
         }
+        Filter::ApiKeyAuth { keys } => {
+            let credentials: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("\n              - {{ key: \"{k}\", client: client-{i} }}"))
+                .collect();
+            format!(
+                r#"
+          - name: check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuth
+              credentials:{}
+              key_sources:
+              - header: x-api-key"#,
+                credentials.concat()
+            )
+        }
+        Filter::ExtAuthz => r#"
+          - name: check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              transport_api_version: V3
+              failure_mode_allow: false
+              allowed_headers: { patterns: [{ exact: x-api-key }] }
+              http_service:
+                server_uri: { uri: "http://sink", cluster: sink, timeout: 10s }
+                path_prefix: /authz"#
+            .to_owned(),
         Filter::LocalRateLimit => r#"
           - name: check
             typed_config:
@@ -328,6 +363,14 @@ static_resources:
             - name: all
               domains: ["*"]
               routes:
+              # ext_authz's auth service: 200 for the three keys the
+              # benchmark configures (keys(3)), 403 for anything else.
+              - match:
+                  prefix: "/authz/"
+                  headers: [{{ name: x-api-key, string_match: {{ safe_regex: {{ regex: "key-00000[0-2]" }} }} }}]
+                direct_response: {{ status: 200 }}
+              - match: {{ prefix: "/authz/" }}
+                direct_response: {{ status: 403 }}
               # Step 3's auth service: yes to every key.
               - match: {{ prefix: "/validate" }}
                 direct_response: {{ status: 200, body: {{ inline_string: '{{"valid":true}}' }} }}

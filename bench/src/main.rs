@@ -486,6 +486,36 @@ fn main() {
             Acts::CountsInRedis,
         ),
         (
+            "Envoy's api_key_auth filter, 3 keys",
+            Filter::ApiKeyAuth { keys: &three },
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
+            "RBAC header match, 3 keys",
+            Filter::Rbac { keys: &three },
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
+            "Lua filter, 3 keys",
+            Filter::Lua { keys: &three },
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
+            "local_ratelimit",
+            Filter::LocalRateLimit,
+            Request::Get,
+            Acts::EmptiesItsBucket,
+        ),
+        (
+            "Envoy's ext_authz filter asking an HTTP service",
+            Filter::ExtAuthz,
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
             "step 6, a 0.3 KiB JSON response",
             step_6_filter,
             Request::GetJson,
