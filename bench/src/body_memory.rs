@@ -57,39 +57,54 @@ pub fn measure(wasm: &Path, quick: bool) -> Value {
         |config| config.set_plugin_configuration(&json),
     )
     .unwrap_or_else(|log| panic!("{log}"));
-    let pid = stack.envoy.server.pid();
-    let steps: &[usize] = if quick { &[0, 2] } else { &[0, 25, 50, 100] };
     let chunk = vec![b'x'; 100_000];
     let signature = format!("sha256={}", "0".repeat(64));
     let headers = [("x-signature-256", signature.as_bytes())];
-    let mut open: Vec<ChunkedRequest> = Vec::new();
+    pile_up(&stack, quick, "bodies", BODY_BYTES, received_bytes, || {
+        let mut request = ChunkedRequest::start(stack.envoy.port, "/webhooks/bench", &headers)
+            .expect("connect to Envoy");
+        for _ in 0..BODY_BYTES / chunk.len() {
+            request
+                .send_chunk(&chunk)
+                .expect("send a piece of the body");
+        }
+        request
+    })
+}
+
+/// Opens held requests in steps (0, 25, 50 and 100 of them; 0 and 2 in
+/// quick mode) with `open_one`, waits until Envoy has read `bytes_each`
+/// for every one (`read` says how much it has read), and reads its memory
+/// after each step: a row per step, with the count under `what`.
+fn pile_up<T>(
+    stack: &Stack,
+    quick: bool,
+    what: &str,
+    bytes_each: usize,
+    read: impl Fn(&Stack) -> u64,
+    mut open_one: impl FnMut() -> T,
+) -> Value {
+    let pid = stack.envoy.server.pid();
+    let steps: &[usize] = if quick { &[0, 2] } else { &[0, 25, 50, 100] };
+    let mut open: Vec<T> = Vec::new();
     let mut rows = Vec::new();
-    let (start_rss, start_heap) = (resident_bytes(pid), heap_bytes(&stack));
+    let (start_rss, start_heap) = (resident_bytes(pid), heap_bytes(stack));
     for &count in steps {
         while open.len() < count {
-            let mut request = ChunkedRequest::start(stack.envoy.port, "/webhooks/bench", &headers)
-                .expect("connect to Envoy");
-            for _ in 0..BODY_BYTES / chunk.len() {
-                request
-                    .send_chunk(&chunk)
-                    .expect("send a piece of the body");
-            }
-            open.push(request);
+            open.push(open_one());
         }
         // Every byte sent has been read by Envoy before memory is read; a
         // measurement of less is not recorded.
-        let expected = (count * BODY_BYTES) as u64;
-        let arrived = project::wait::until(Duration::from_secs(30), || {
-            received_bytes(&stack) >= expected
-        });
+        let expected = (count * bytes_each) as u64;
+        let arrived = project::wait::until(Duration::from_secs(30), || read(stack) >= expected);
         assert!(
             arrived,
-            "{count} bodies: Envoy read {} of {expected} bytes within 30 s",
-            received_bytes(&stack)
+            "{count} {what}: Envoy read {} of {expected} bytes within 30 s",
+            read(stack)
         );
-        let (rss, heap) = (resident_bytes(pid), heap_bytes(&stack));
+        let (rss, heap) = (resident_bytes(pid), heap_bytes(stack));
         rows.push(json!({
-            "bodies": count,
+            what: count,
             "resident_mib": (rss as f64) / 1_048_576.0,
             "heap_mib": (heap as f64) / 1_048_576.0,
             "resident_added_mib": (rss.saturating_sub(start_rss) as f64) / 1_048_576.0,
@@ -210,41 +225,24 @@ pub fn measure_responses(wasm: &Path, quick: bool) -> Value {
         },
     )
     .unwrap_or_else(|log| panic!("{log}"));
-    let pid = stack.envoy.server.pid();
-    let steps: &[usize] = if quick { &[0, 2] } else { &[0, 25, 50, 100] };
-    let mut open: Vec<std::net::TcpStream> = Vec::new();
-    let mut rows = Vec::new();
-    let (start_rss, start_heap) = (resident_bytes(pid), heap_bytes(&stack));
-    for &count in steps {
-        while open.len() < count {
+    let rows = pile_up(
+        &stack,
+        quick,
+        "responses",
+        RESPONSE_BYTES,
+        upstream_received_bytes,
+        || {
             use std::io::Write;
             let mut client =
                 std::net::TcpStream::connect(("127.0.0.1", stack.envoy.port)).expect("connect");
             client
                 .write_all(b"GET /api/users HTTP/1.1\r\nhost: bench\r\n\r\n")
                 .expect("send a request");
-            open.push(client);
-        }
-        let expected = (count * RESPONSE_BYTES) as u64;
-        let arrived = project::wait::until(Duration::from_secs(30), || {
-            upstream_received_bytes(&stack) >= expected
-        });
-        assert!(
-            arrived,
-            "{count} responses: Envoy read {} of {expected} bytes within 30 s",
-            upstream_received_bytes(&stack)
-        );
-        let (rss, heap) = (resident_bytes(pid), heap_bytes(&stack));
-        rows.push(json!({
-            "responses": count,
-            "resident_mib": (rss as f64) / 1_048_576.0,
-            "heap_mib": (heap as f64) / 1_048_576.0,
-            "resident_added_mib": (rss.saturating_sub(start_rss) as f64) / 1_048_576.0,
-            "heap_added_mib": (heap.saturating_sub(start_heap) as f64) / 1_048_576.0,
-        }));
-    }
-    drop(open);
+            client
+        },
+    );
+    // Envoy first, then the backend it holds connections to.
     drop(stack);
     drop(backend);
-    json!(rows)
+    rows
 }

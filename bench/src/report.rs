@@ -165,45 +165,22 @@ pub fn write(out: &Path, results: &Value) {
     }
     write_file("instructions.md", counted);
 
-    let mut memory = String::from(
-        "| 1 MB bodies held at once | Envoy resident memory | added | Envoy heap (allocated) | added |\n|---|---|---|---|---|\n",
+    write_file(
+        "body-memory.md",
+        memory_table(
+            "1 MB bodies held at once",
+            &results["body_memory"],
+            "bodies",
+        ),
     );
-    for row in results["body_memory"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-    {
-        let _ = writeln!(
-            memory,
-            "| {} | {:.0} MiB | {:.0} MiB | {:.0} MiB | {:.0} MiB |",
-            row["bodies"],
-            us(&row["resident_mib"]),
-            us(&row["resident_added_mib"]),
-            us(&row["heap_mib"]),
-            us(&row["heap_added_mib"])
-        );
-    }
-    write_file("body-memory.md", memory);
-
-    let mut memory = String::from(
-        "| 500 KB JSON responses held at once | Envoy resident memory | added | Envoy heap (allocated) | added |\n|---|---|---|---|---|\n",
+    write_file(
+        "response-memory.md",
+        memory_table(
+            "500 KB JSON responses held at once",
+            &results["response_memory"],
+            "responses",
+        ),
     );
-    for row in results["response_memory"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-    {
-        let _ = writeln!(
-            memory,
-            "| {} | {:.0} MiB | {:.0} MiB | {:.0} MiB | {:.0} MiB |",
-            row["responses"],
-            us(&row["resident_mib"]),
-            us(&row["resident_added_mib"]),
-            us(&row["heap_mib"]),
-            us(&row["heap_added_mib"])
-        );
-    }
-    write_file("response-memory.md", memory);
 
     let startup = &results["startup"];
     let mut table = format!(
@@ -303,4 +280,24 @@ fn keys_chart(cpu: &[Value]) -> String {
         drawn.expect("draw the chart");
     }
     svg
+}
+
+/// A table of Envoy's memory as held bodies pile up (body_memory.rs): one
+/// row per count, read from the field `count` of each of `rows`.
+fn memory_table(first_column: &str, rows: &Value, count: &str) -> String {
+    let mut table = format!(
+        "| {first_column} | Envoy resident memory | added | Envoy heap (allocated) | added |\n|---|---|---|---|---|\n"
+    );
+    for row in rows.as_array().cloned().unwrap_or_default() {
+        let _ = writeln!(
+            table,
+            "| {} | {:.0} MiB | {:.0} MiB | {:.0} MiB | {:.0} MiB |",
+            row[count],
+            us(&row["resident_mib"]),
+            us(&row["resident_added_mib"]),
+            us(&row["heap_mib"]),
+            us(&row["heap_added_mib"])
+        );
+    }
+    table
 }
