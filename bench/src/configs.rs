@@ -169,7 +169,9 @@ fn filter_yaml(filter: &Filter) -> String {
               domain: proxy-wasm-book
               failure_mode_deny: true
               status_on_error: {{ code: ServiceUnavailable }}
-              timeout: 1s
+              # Under valgrind, the first call (a new HTTP/2 connection)
+              # has taken longer than a second.
+              timeout: 10s
               rate_limit_service:
                 transport_api_version: V3
                 grpc_service: {{ envoy_grpc: {{ cluster_name: rate_limit_service }} }}"#
@@ -282,6 +284,10 @@ fn listener_yaml(name: &str, port: u16, filter: &Filter) -> String {
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: {name}
+          # As in step 1's envoy.yaml: a header name with an underscore
+          # is refused (400) before any filter runs.
+          common_http_protocol_options:
+            headers_with_underscores_action: REJECT_REQUEST
           route_config:
             virtual_hosts:
             - name: all

@@ -211,6 +211,9 @@ fn signed_post(size: usize) -> Request {
 
 const DOES_NOTHING: &str = "Wasm plugin doing nothing";
 
+/// Step 1 as the book builds it, the row its candidates are compared with.
+const STEP_1: &str = "step 1, 3 keys";
+
 /// Step 1 doing nothing: every request is let through at once, nothing is
 /// logged. What it costs is the price of running any Wasm plugin at all.
 const DO_NOTHING: [variants::Patch; 2] = [
@@ -257,7 +260,11 @@ fn count_one(
     eprintln!("    {name}");
     let (batch, rounds) = if quick { (20, 1) } else { (1000, 3) };
     envoy.wait_until_ready();
-    proof::check(&request.target(name, port, envoy.admin_port), acts, redis);
+    let target = request.target(name, port, envoy.admin_port);
+    proof::check(&target, acts, redis);
+    // What each key check does with the ways a key can arrive.
+    let refusals = (acts == Acts::Refuses && matches!(request, Request::Get))
+        .then(|| proof::refusals(&target, configs::REQUEST_KEY));
     let path = |route: &str| format!("{}{route}", request.path_prefix());
     // The first requests compile and warm what the rest reuse.
     if !quick {
@@ -270,7 +277,9 @@ fn count_one(
         off.extend(envoy.per_request(port, &path("/unchecked"), batch, &[]));
     }
     if on.is_empty() {
-        return json!({ "name": name, "requests_per_sample": batch, "counted": false });
+        return json!({
+            "name": name, "requests_per_sample": batch, "counted": false, "refusals": refusals,
+        });
     }
     let added: Vec<f64> = on.iter().zip(&off).map(|(on, off)| on - off).collect();
     let (added_median, added_min, added_max) = measure::summary(&added);
@@ -278,6 +287,7 @@ fn count_one(
         "name": name, "requests_per_sample": batch, "counted": true,
         "checked": measure::summary(&on).0, "unchecked": measure::summary(&off).0,
         "added": added_median, "added_min": added_min, "added_max": added_max,
+        "refusals": refusals,
     })
 }
 
@@ -290,6 +300,15 @@ fn phase(what: &str) {
 }
 
 fn main() {
+    // `--report-only`: the tables again from the last full run's
+    // results.json, without measuring anything.
+    if std::env::args().any(|a| a == "--report-only") {
+        let out = paths::repo_root().join("src/captured/bench");
+        let text = std::fs::read_to_string(out.join("results.json")).expect("results.json");
+        let results: serde_json::Value = serde_json::from_str(&text).expect("results.json");
+        report::write(&out, &results);
+        return;
+    }
     phase("start");
     let quick = std::env::args().any(|a| a == "--quick");
     let (requests, rounds): (u64, usize) = if quick { (200, 1) } else { (100_000, 7) };
@@ -342,7 +361,8 @@ fn main() {
     };
     let step_5_json = fleet_json(
         "service",
-        json!({ "cluster": "rate_limit_service", "domain": "proxy-wasm-book", "timeout_ms": 1000 }),
+        // As long as the plugin allows: everything is slower under valgrind.
+        json!({ "cluster": "rate_limit_service", "domain": "proxy-wasm-book", "timeout_ms": 10_000 }),
     );
     let step_5_native_json = fleet_json("descriptor_header", json!("x-api-key-hash"));
 
@@ -360,6 +380,24 @@ fn main() {
         "step-1-auth",
         "bench-read-the-attribute-no-log",
         &[READ_THE_ATTRIBUTE[0], NO_REQUEST_LOG[0]],
+    );
+    let by_attribute_check_only = variants::build(
+        "step-1-auth",
+        "bench-read-the-attribute-key-check-only",
+        &[
+            READ_THE_ATTRIBUTE[0],
+            STOP_AFTER_KEY_CHECK[0],
+            STOP_AFTER_KEY_CHECK[1],
+        ],
+    );
+    let first_value_check_only = variants::build(
+        "step-1-auth",
+        "bench-read-the-first-value-key-check-only",
+        &[
+            READ_THE_FIRST_VALUE[0],
+            STOP_AFTER_KEY_CHECK[0],
+            STOP_AFTER_KEY_CHECK[1],
+        ],
     );
     let first_value = variants::build(
         "step-1-auth",
@@ -411,7 +449,7 @@ fn main() {
     // Every configuration, in quick mode too (with a batch of 20).
     let counted: Vec<(&str, Filter, Request, Acts)> = vec![
         (
-            "step 1, 3 keys",
+            STEP_1,
             wasm(&step_1, &step_1_json),
             Request::Get,
             Acts::Refuses,
@@ -453,8 +491,20 @@ fn main() {
             Acts::Refuses,
         ),
         (
+            "step 1 reading the attribute, key check only (no header set, no log)",
+            wasm(&by_attribute_check_only, &step_1_json),
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
             "step 1 reading only the first value (blind to a repeated key)",
             wasm(&first_value, &step_1_json),
+            Request::Get,
+            Acts::Refuses,
+        ),
+        (
+            "step 1 reading only the first value, key check only",
+            wasm(&first_value_check_only, &step_1_json),
             Request::Get,
             Acts::Refuses,
         ),
@@ -934,5 +984,19 @@ fn main() {
         "startup": startup,
     });
     report::write(&out, &results);
+    if quick {
+        // Statuses do not vary between runs: a quick run must find what
+        // the last full run wrote for the book.
+        let read = |dir: &std::path::Path| {
+            std::fs::read_to_string(dir.join("refusals.md")).unwrap_or_default()
+        };
+        let committed = paths::repo_root().join("src/captured/bench");
+        assert_eq!(
+            read(&out),
+            read(&committed),
+            "the key checks answered differently from src/captured/bench/refusals.md \
+             (a full `cargo xtask bench` writes it)"
+        );
+    }
     eprintln!("==> results in {}", out.display());
 }

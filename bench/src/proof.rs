@@ -38,6 +38,46 @@ pub enum Acts {
     RefusesOnceRefreshed,
 }
 
+/// The ways a key can arrive that step 1 refuses, each beside the plain
+/// valid key (which every key check must let through), for the refusal
+/// table: the column heading, then the request's headers. `VALID` is
+/// replaced by the configuration's valid key.
+pub const KEY_INPUTS: [(&str, Headers); 9] = [
+    ("valid key", &[("x-api-key", VALID)]),
+    ("no key", &[]),
+    ("unknown key", &[("x-api-key", b"bogus")]),
+    (
+        "valid, then unknown",
+        &[("x-api-key", VALID), ("x-api-key", b"bogus")],
+    ),
+    (
+        "unknown, then valid",
+        &[("x-api-key", b"bogus"), ("x-api-key", VALID)],
+    ),
+    (
+        "`valid,unknown` in one header",
+        &[("x-api-key", b"VALID,bogus")],
+    ),
+    (
+        "valid, and `x_api_key: unknown`",
+        &[("x-api-key", VALID), ("x_api_key", b"bogus")],
+    ),
+    (
+        "valid with a non-UTF-8 byte",
+        &[("x-api-key", b"VALID\xff")],
+    ),
+    (
+        "valid, and `x-äpi-key: unknown`",
+        &[("x-api-key", VALID), ("x-äpi-key", b"bogus")],
+    ),
+];
+
+/// A request's headers, names and values.
+type Headers = &'static [(&'static str, &'static [u8])];
+
+/// Stands for the configuration's valid key in `KEY_INPUTS`.
+const VALID: &[u8] = b"VALID";
+
 /// The key of local_ratelimit's own small bucket (configs.rs).
 pub const BUCKET_PROOF_KEY: &str = "bucket-proof-key";
 
@@ -93,6 +133,34 @@ impl Target<'_> {
             .map(|r| r.body)
             .unwrap_or_default();
         harness::envoy::stat_values(&text).remove(name).unwrap_or(0)
+    }
+}
+
+/// The status `/checked` answers for each of `KEY_INPUTS`, with `valid`
+/// for the valid key.
+pub fn refusals(target: &Target, valid: &str) -> Vec<u16> {
+    KEY_INPUTS
+        .iter()
+        .map(|(_, headers)| {
+            let values: Vec<Vec<u8>> = headers
+                .iter()
+                .map(|(_, value)| replace(value, VALID, valid.as_bytes()))
+                .collect();
+            let headers: Vec<(&str, &[u8])> = headers
+                .iter()
+                .zip(&values)
+                .map(|((name, _), value)| (*name, value.as_slice()))
+                .collect();
+            target.send("/checked", &headers).0
+        })
+        .collect()
+}
+
+/// `bytes` with its first `from` replaced by `to`.
+fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    match bytes.windows(from.len()).position(|window| window == from) {
+        Some(at) => [&bytes[..at], to, &bytes[at + from.len()..]].concat(),
+        None => bytes.to_vec(),
     }
 }
 

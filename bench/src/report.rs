@@ -164,6 +164,11 @@ pub fn write(out: &Path, results: &Value) {
         );
     }
     write_file("instructions.md", counted);
+    write_file("refusals.md", refusal_table(&results["instructions"]));
+    write_file(
+        "step-1-candidates.md",
+        candidate_table(&results["instructions"]),
+    );
 
     write_file(
         "body-memory.md",
@@ -297,6 +302,99 @@ fn memory_table(first_column: &str, rows: &Value, count: &str) -> String {
             us(&row["resident_added_mib"]),
             us(&row["heap_mib"]),
             us(&row["heap_added_mib"])
+        );
+    }
+    table
+}
+
+/// What each key check answered for each way a key can arrive
+/// (`proof::KEY_INPUTS`): a 200 for anything but the plain valid key is in
+/// bold, since that request got past the check. Step 1's builds that
+/// change only what happens after the decision, or the key count, answer
+/// as step 1 does and are left to the candidate table.
+fn refusal_table(rows: &Value) -> String {
+    let inputs = crate::proof::KEY_INPUTS;
+    let mut table = String::from("| configuration |");
+    for (heading, _) in inputs {
+        let _ = write!(table, " {heading} |");
+    }
+    table.push_str("\n|---|");
+    table.push_str(&"---|".repeat(inputs.len()));
+    table.push('\n');
+    for row in rows.as_array().into_iter().flatten() {
+        let Some(statuses) = row["refusals"].as_array() else {
+            continue;
+        };
+        let name = row["name"].as_str().unwrap_or("");
+        if ["key check only", "without its", "100000"]
+            .iter()
+            .any(|part| name.contains(part))
+        {
+            continue;
+        }
+        let _ = write!(table, "| {name} |");
+        for (i, status) in statuses.iter().enumerate() {
+            let status = status.as_u64().unwrap_or(0);
+            if status == 200 && i > 0 {
+                let _ = write!(table, " **{status}** |");
+            } else {
+                let _ = write!(table, " {status} |");
+            }
+        }
+        table.push('\n');
+    }
+    table
+}
+
+/// Step 1 and its candidate builds (the instruction rows named "step 1 ..."
+/// but for the 100,000-key row): what each adds over the floor, against
+/// step 1's own work, and whether it still refuses every input step 1
+/// refuses.
+fn candidate_table(rows: &Value) -> String {
+    let rows: Vec<&Value> = rows.as_array().into_iter().flatten().collect();
+    let named = |name: &str| rows.iter().find(|row| row["name"] == name);
+    let added = |row: &Value| row["added"].as_f64().unwrap_or(f64::NAN);
+    let (Some(floor), Some(step_1)) = (named(crate::DOES_NOTHING), named(crate::STEP_1)) else {
+        return String::new();
+    };
+    if floor["counted"] == false {
+        return String::from("Quick mode: the floor was not counted.\n");
+    }
+    let floor = added(floor);
+    let own = added(step_1) - floor;
+    // The inputs step 1 refuses (all but the plain valid key).
+    let refused = |row: &Value| -> Vec<bool> {
+        row["refusals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .skip(1)
+            .map(|status| status.as_u64().unwrap_or(0) >= 400)
+            .collect()
+    };
+    let must_refuse = refused(step_1);
+    let mut table = String::from(
+        "| candidate | added over the floor | of step 1's own work | refuses all step 1 refuses |\n|---|---|---|---|\n",
+    );
+    for row in rows.iter().filter(|row| {
+        let name = row["name"].as_str().unwrap_or("");
+        name.starts_with("step 1") && !name.contains("100000")
+    }) {
+        if row["counted"] == false {
+            continue;
+        }
+        let over = added(row) - floor;
+        let keeps = refused(row)
+            .iter()
+            .zip(&must_refuse)
+            .all(|(refuses, must)| *refuses || !*must);
+        let _ = writeln!(
+            table,
+            "| {} | {} | {:.0} % | {} |",
+            row["name"].as_str().unwrap_or(""),
+            thousands(&json!(over)),
+            100.0 * over / own,
+            if keeps { "yes" } else { "**no**" }
         );
     }
     table

@@ -6,8 +6,9 @@ use crate::run::{self, Result};
 use crate::{test, tools};
 
 /// `probe`: only the instruction counts of the configurations whose name
-/// contains it, printed, nothing written.
-pub fn run(quick: bool, probe: Option<&str>) -> Result {
+/// contains it, printed, nothing written. `report_only`: the tables
+/// written again from src/captured/bench/results.json, nothing measured.
+pub fn run(quick: bool, probe: Option<&str>, report_only: bool) -> Result {
     test::ensure_harness_tools()?;
     tools::ensure_bench_tools()?;
     run::step(if quick {
@@ -21,6 +22,9 @@ pub fn run(quick: bool, probe: Option<&str>) -> Result {
     }
     if let Some(probe) = probe {
         command.args(["--probe", probe]);
+    }
+    if report_only {
+        command.arg("--report-only");
     }
     command.env("ENVOY", project::envoy::binary()?);
     run::status(command)

@@ -50,6 +50,10 @@ enum Command {
         /// an hour: for trying a change before a full run)
         #[arg(long)]
         probe: Option<String>,
+        /// Write the tables again from the last run's results.json,
+        /// measuring nothing (after a change to how they are laid out)
+        #[arg(long)]
+        report_only: bool,
     },
     /// Measure host compatibility (Envoy releases, the ABI, Loom); rewrites
     /// src/captured/host-compatibility.md
@@ -68,7 +72,7 @@ fn main() {
         Command::Up { step } => up::run(&step),
         Command::Test { only } => test::run(only),
         Command::Capture => capture::run(),
-        Command::Bench { probe } => bench::run(false, probe.as_deref()),
+        Command::Bench { probe, report_only } => bench::run(false, probe.as_deref(), report_only),
         Command::Compat => compat::run(),
         Command::Preprocess { args } => preprocess::run(&args),
     };

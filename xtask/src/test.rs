@@ -53,7 +53,7 @@ pub fn run(only: Option<Stage>) -> Result {
             Stage::Steps => steps::check_all()?,
             Stage::Lint => lint()?,
             Stage::Harness => totals = Some(harness(&[])?),
-            Stage::Bench => bench::run(true, None)?,
+            Stage::Bench => bench::run(true, None, false)?,
             Stage::Book => {
                 if let Some(install) = book_tools.take() {
                     install.finish()?;
