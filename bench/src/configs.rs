@@ -19,9 +19,10 @@ pub enum Filter<'a> {
         wasm: &'a Path,
         json: String,
     },
-    /// Step 6: the plugin on responses, with the headers held while it
-    /// reads the body (`allow_on_headers_stop_iteration`).
-    ResponseGuard {
+    /// Steps 4 and 6: the plugin with its headers held while it reads the
+    /// body (`allow_on_headers_stop_iteration`): step 4's requests, step 6's
+    /// responses.
+    HoldingHeaders {
         wasm: &'a Path,
         json: String,
     },
@@ -56,7 +57,7 @@ impl Filter<'_> {
             self,
             Filter::Wasm { .. }
                 | Filter::WasmThenRateLimit { .. }
-                | Filter::ResponseGuard { .. }
+                | Filter::HoldingHeaders { .. }
                 | Filter::KeyRefresh { .. }
         )
     }
@@ -137,7 +138,7 @@ fn filter_yaml(filter: &Filter) -> String {
             wasm.display(),
             json
         ),
-        Filter::ResponseGuard { wasm, json } => filter_yaml(&Filter::Wasm {
+        Filter::HoldingHeaders { wasm, json } => filter_yaml(&Filter::Wasm {
             wasm,
             json: json.clone(),
         })

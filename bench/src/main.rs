@@ -412,7 +412,7 @@ fn main() {
         "cache_secret_env": "AUTH_CACHE_SECRET",
     })
     .to_string();
-    let step_6_filter = Filter::ResponseGuard {
+    let step_6_filter = Filter::HoldingHeaders {
         wasm: &step_6,
         json: json!({
             "remove_fields": ["password_hash", "ssn", "internal_notes"],
@@ -810,7 +810,7 @@ fn main() {
             0,
             1,
             0.2,
-            Filter::Wasm {
+            Filter::HoldingHeaders {
                 wasm: &step_4,
                 json: signed_body_json(),
             },

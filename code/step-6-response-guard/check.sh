@@ -75,9 +75,24 @@ lacks "... without its ssn" 'ssn'
 expect "one byte over -> 502" 502 -- "$BASE_URL/sized/65537"
 has "... saying it is too large" '"response too large"'
 expect "one byte over, over HTTP/2 -> 502" 502 -- --http2-prior-knowledge "$BASE_URL/sized/65537"
-expect "2 MB, over Envoy's own buffer -> 502" 502 -- "$BASE_URL/sized/2000000"
 expect "an error from the upstream -> 404, still JSON" 404 -- "$BASE_URL/nope"
 has "... its body" '"no such user"'
+# What the upstream can be made to send instead of one JSON document.
+expect "a Range for the ssn's bytes -> 200, the whole user" 200 -- -H 'Range: bytes=92-104' "$BASE_URL/users/7"
+lacks "... rewritten, its ssn removed" '078-05-1120'
+expect "a Range of two parts -> 200, the whole user" 200 -- -H 'Range: bytes=0-9,40-200' "$BASE_URL/users/7"
+lacks "... rewritten, its ssn removed too" '078-05-1120'
+expect "a part the upstream sends anyway -> 502" 502 -- "$BASE_URL/users/7/part"
+has "... saying it is partial" '"partial response"'
+expect "parts the upstream sends anyway -> 502" 502 -- "$BASE_URL/users/7/parts"
+lacks "... and none of the parts" '078-05-1120'
+expect "JSON labelled text/json -> 200" 200 -- "$BASE_URL/users/7/as-text-json"
+lacks "... rewritten like any JSON" '078-05-1120'
+expect "no content-type -> 502" 502 -- "$BASE_URL/users/7/untyped"
+has "... saying the type is not allowed" '"response type not allowed"'
+expect "content-type sent twice -> 502" 502 -- "$BASE_URL/users/7/two-types"
+expect "newline-delimited JSON -> 502" 502 -- "$BASE_URL/users/7/events"
+lacks "... and none of the events" '078-05-1120'
 
 if [ "$failures" -gt 0 ]; then
   echo "$failures check(s) failed"

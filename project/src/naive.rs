@@ -176,15 +176,25 @@ pub const FORGET_THE_WAITING: Patch = Patch {
     to: "",
 };
 
-/// Step 4 pausing in `on_http_request_headers` to hold the request until
-/// the body is verified: Envoy then holds the body back from the plugin
-/// too, and the request waits for a body callback that never comes.
-pub const PAUSE_AT_HEADERS: Patch = Patch {
+/// Step 4 letting the request's headers go on at once, as plugins had to
+/// before Envoy 1.35: the router opens the upstream request with the
+/// headers of a request whose body is still unverified.
+pub const LET_REQUEST_HEADERS_GO: Patch = Patch {
     file: "src/filter.rs",
-    from: "// so the request would wait forever.
-                    Action::Continue",
-    to: "// so the request would wait forever.
+    from: "// plugin as well, and the request waits forever.
                     Action::Pause",
+    to: "// plugin as well, and the request waits forever.
+                    Action::Continue",
+};
+
+/// Step 4's configuration without `allow_on_headers_stop_iteration`: its
+/// `Pause` at the headers becomes "stop all iteration", Envoy holds the
+/// body back from the plugin too, and the request waits for a body
+/// callback that never comes.
+pub const NO_STOP_ITERATION_ALLOWED: Patch = Patch {
+    file: "envoy.yaml",
+    from: "                allow_on_headers_stop_iteration: true\n",
+    to: "",
 };
 
 /// Step 3 reading the answer's `:status` even when the call came back
@@ -273,7 +283,7 @@ pub const NO_RESPONSE_TRAILERS_CALLBACK: Patch = Patch {
 
 /// Each pitfall the book shows: its name (the diff's file name), the step,
 /// and the variant's replacements.
-pub const PITFALLS: [(&str, &str, &[Patch]); 18] = [
+pub const PITFALLS: [(&str, &str, &[Patch]); 19] = [
     (
         "read-header-as-string",
         "step-1-auth",
@@ -318,9 +328,14 @@ pub const PITFALLS: [(&str, &str, &[Patch]); 18] = [
         &[KEEP_CONTENT_LENGTH],
     ),
     (
-        "pause-at-headers",
+        "let-request-headers-go",
         "step-4-signed-body",
-        &[PAUSE_AT_HEADERS],
+        &[LET_REQUEST_HEADERS_GO],
+    ),
+    (
+        "pause-without-allow",
+        "step-4-signed-body",
+        &[NO_STOP_ITERATION_ALLOWED],
     ),
     (
         "forget-the-waiting",

@@ -5,7 +5,7 @@
 use crate::http;
 use crate::paths;
 
-/// Step 1's cases; steps 2, 3 and 5 carry a copy of this file.
+/// Step 1's cases; steps 2, 3, 5 and 7 carry a copy of this file.
 #[path = "../../code/step-1-auth/tests/in_process/cases.rs"]
 pub mod api_key;
 

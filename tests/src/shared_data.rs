@@ -54,15 +54,15 @@ pub fn add_writer(config: &mut EnvoyConfig, vm_id: &str) -> u16 {
     port
 }
 
-/// Writes `value` under `key` through the writer on `port`.
-pub fn write(port: u16, key: &str, value: &[u8]) {
-    let hex: String = value.iter().map(|byte| format!("{byte:02x}")).collect();
+/// Writes `value` under `key` through the writer on `port`, and returns
+/// the CAS number Envoy gave the write.
+pub fn write(port: u16, key: &str, value: &[u8]) -> u32 {
     let response = crate::http::get(
         port,
         "/",
         &[
             ("x-shared-data-key", key.as_bytes()),
-            ("x-shared-data-value", hex.as_bytes()),
+            ("x-shared-data-value", to_hex(value).as_bytes()),
         ],
     )
     .expect("an answer from the shared-data writer");
@@ -71,4 +71,25 @@ pub fn write(port: u16, key: &str, value: &[u8]) {
         (200, "written\n"),
         "writing `{key}`"
     );
+    response
+        .header("x-shared-data-cas")
+        .and_then(|cas| cas.parse().ok())
+        .unwrap_or_else(|| panic!("no CAS number for `{key}`: {response:?}"))
+}
+
+/// The bytes of the entry `key`, read through the writer on `port`.
+pub fn read(port: u16, key: &str) -> Vec<u8> {
+    let response = crate::http::get(port, "/", &[("x-shared-data-key", key.as_bytes())])
+        .expect("an answer from the shared-data writer");
+    assert_eq!(response.status, 200, "reading `{key}`: {response:?}");
+    let hex = response.body.trim().as_bytes();
+    let digit = |d: u8| (d as char).to_digit(16).map(|v| v as u8);
+    hex.chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect::<Option<Vec<u8>>>()
+        .unwrap_or_else(|| panic!("`{key}` is not hex: {response:?}"))
+}
+
+fn to_hex(value: &[u8]) -> String {
+    value.iter().map(|byte| format!("{byte:02x}")).collect()
 }

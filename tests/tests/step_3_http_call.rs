@@ -345,10 +345,13 @@ fn metrics_count_each_outcome() {
     );
 }
 
-/// The validation requests the harness's auth service has logged.
+/// The validation requests the harness's auth service has logged. The
+/// service writes its log when it starts, so a missing log is a failure,
+/// never zero calls.
 fn service_calls(stack: &Stack) -> usize {
-    std::fs::read_to_string(stack.dir.join("auth-service.log"))
-        .unwrap_or_default()
+    let path = stack.dir.join("auth-service.log");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .matches("validation request")
         .count()
 }

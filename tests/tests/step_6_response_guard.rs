@@ -159,10 +159,14 @@ fn changing_a_header_after_the_headers_went_crashes_the_vm() {
     );
 }
 
-/// The plugin's limit above Envoy's buffer: Envoy refuses the response
-/// itself once it holds more than `per_connection_buffer_limit_bytes`.
+/// The plugin's limit above Envoy's buffer: over HTTP/1.1, Envoy refuses
+/// the response itself (500) once it holds more than
+/// `per_connection_buffer_limit_bytes`, before the plugin has all of it;
+/// over HTTP/2, whose streams Envoy limits with flow-control windows
+/// instead, the plugin gets the whole body and rewrites it. Either way no
+/// unredacted byte leaves.
 #[test]
-fn a_response_over_envoys_buffer_is_refused_by_envoy() {
+fn envoys_buffer_limit_refuses_over_http1_and_not_over_http2() {
     let wasm = steps::build(STEP);
     let stack = start("step6-envoy-buffer", &wasm, |config| {
         config.replace_once(
@@ -173,19 +177,43 @@ fn a_response_over_envoys_buffer_is_refused_by_envoy() {
     let mut text = String::from(
         "per_connection_buffer_limit_bytes: 32768, max_body_bytes: 65536, a 40000-byte JSON response\n",
     );
-    for (name, args) in [
-        ("HTTP/1.1", &[][..]),
-        ("HTTP/2", &["--http2-prior-knowledge"][..]),
-    ] {
+    for (n, (name, args, expected, verdict)) in [
+        (
+            "HTTP/1.1",
+            &[][..],
+            "HTTP/1.1 500 Internal Server Error",
+            "Pending",
+        ),
+        (
+            "HTTP/2",
+            &["--http2-prior-knowledge"][..],
+            "HTTP/2 200 ",
+            "Redacted(1)",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let (code, answer) = curl(&stack, "/sized/40000", args);
         assert!(
             !answer.contains("078-05-1120"),
             "{name}: the body went out: {answer}"
         );
+        assert_eq!(
+            (status_line(&answer), code),
+            (expected, 0),
+            "{name}: {answer}"
+        );
+        // The verdict is logged when the stream ends, just after curl's.
+        project::wait::until(Duration::from_secs(2), || verdicts(&stack).len() > n);
+        assert_eq!(
+            verdicts(&stack).get(n).map(String::as_str),
+            Some(verdict),
+            "{name}"
+        );
         text.push_str(&format!(
-            "{name}: {:?} (curl exit code {code}), the plugin's verdict: {}\n",
+            "{name}: {:?} (curl exit code {code}), the plugin's verdict: {verdict}\n",
             status_line(&answer),
-            verdicts(&stack).last().cloned().unwrap_or_default()
         ));
     }
     capture::check_or_update("step-6-response-guard/envoy-buffer-limit.txt", &text);

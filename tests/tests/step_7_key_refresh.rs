@@ -199,6 +199,33 @@ fn a_timer_in_every_worker_polls_once_per_worker_and_the_singleton_once() {
     println!("{}", measured.join("\n"));
 }
 
+/// A key list as step 7 publishes it, signed with `secret`: the refresh
+/// time, the signature, each key's digest.
+fn forged_list(secret: &[u8], keys: &[&str], refreshed_ms: u64) -> Vec<u8> {
+    let digests: Vec<u8> = keys
+        .iter()
+        .flat_map(|key| mac(secret, &[b"key", key.as_bytes()]))
+        .collect();
+    let signature = mac(secret, &[b"list", &refreshed_ms.to_be_bytes(), &digests]);
+    [&refreshed_ms.to_be_bytes()[..], &signature, &digests].concat()
+}
+
+/// A list's version entry as step 7 publishes it, signed with `secret`.
+fn forged_version(secret: &[u8], cas: u32, refreshed_ms: u64) -> Vec<u8> {
+    let (cas, time) = (cas.to_be_bytes(), refreshed_ms.to_be_bytes());
+    let signature = mac(secret, &[b"version", &cas, &time]);
+    [&cas[..], &time, &signature].concat()
+}
+
+fn mac(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
 /// One Envoy with 4 workers, a refresh every second and a bound of 3 s.
 #[test]
 fn refreshes_fail_closed_and_every_worker_sees_a_new_list() {
@@ -277,17 +304,79 @@ fn refreshes_fail_closed_and_every_worker_sees_a_new_list() {
         wait_for_log(&stack, "refreshed: 2 keys", refreshed);
     }
 
-    // Another plugin with the same vm_id writes a list of its own, with a
-    // key of its own, and points the CAS entry at it: without the secret
-    // it cannot sign it, so it is refused until the next refresh.
-    let mut forged = 0u64.to_be_bytes().to_vec();
-    forged.extend_from_slice(&[7u8; 64]);
-    let refused = stack.envoy.log().matches("not signed").count();
-    shared_data::write(writer, "key-refresh.list", &forged);
-    shared_data::write(writer, "key-refresh.list-cas", &[0xff; 4]);
-    assert_ne!(ask(&stack, "key-forged").0, 200);
-    wait_for_log(&stack, "not signed with this plugin's secret", refused);
-    wait_for(&stack, "key-new", 200, Duration::from_secs(3));
+    // Another plugin with the same vm_id writes a list of its own, dated
+    // now, with a key of its own, and a version naming that very write:
+    // everything right but the secret, which it does not have. Only the
+    // signature check refuses it. (The service fails meanwhile, so no
+    // refresh writes over the forgery.)
+    let pause_refreshes = || {
+        let failed = stack.envoy.log().matches("answered status 503").count();
+        service.set(Answer::Reply {
+            status: 503,
+            body: Vec::new(),
+        });
+        wait_for_log(&stack, "answered status 503", failed);
+    };
+    pause_refreshes();
+    let refused = stack
+        .envoy
+        .log()
+        .matches("its version is not signed")
+        .count();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let other_secret = b"the-other-plugins-secret-9876543210";
+    let forged = forged_list(other_secret, &["key-forged"], now_ms);
+    let cas = shared_data::write(writer, "key-refresh.list", &forged);
+    let version = forged_version(other_secret, cas, now_ms);
+    shared_data::write(writer, "key-refresh.version", &version);
+    // A worker that read the last good list keeps using it (403 for the
+    // forged key); one that had not read it yet holds an older list, past
+    // the bound by now (503). None lets the forged key in.
+    for _ in 0..40 {
+        assert_ne!(
+            ask(&stack, "key-forged").0,
+            200,
+            "the forged key was let in"
+        );
+    }
+    wait_for_log(
+        &stack,
+        "its version is not signed with this plugin's secret",
+        refused,
+    );
+
+    // It keeps a copy of the list and its version, and writes them back
+    // after a key was revoked: the revoked key stays refused.
+    service.set(Answer::keys(&["key-def456", "key-new"]));
+    wait_for(&stack, "key-def456", 200, Duration::from_secs(3));
+    let old_list = shared_data::read(writer, "key-refresh.list");
+    let old_version = shared_data::read(writer, "key-refresh.version");
+    service.set(Answer::keys(&["key-new"]));
+    wait_for(&stack, "key-def456", 403, Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(100));
+    pause_refreshes();
+    for _ in 0..20 {
+        assert_eq!(ask(&stack, "key-def456").0, 403);
+    }
+    let refused = stack
+        .envoy
+        .log()
+        .matches("not newer than the list in use")
+        .count();
+    shared_data::write(writer, "key-refresh.list", &old_list);
+    shared_data::write(writer, "key-refresh.version", &old_version);
+    for _ in 0..40 {
+        assert_ne!(ask(&stack, "key-def456").0, 200, "a revoked key came back");
+    }
+    wait_for_log(
+        &stack,
+        "its version is not newer than the list in use",
+        refused,
+    );
+    service.set(Answer::keys(&["key-def456", "key-new"]));
+    wait_for(&stack, "key-def456", 200, Duration::from_secs(3));
 
     // The service goes down: the last list serves until it is 3 s old.
     service.set(Answer::Down);
@@ -311,4 +400,14 @@ fn refreshes_fail_closed_and_every_worker_sees_a_new_list() {
         assert!(!log.contains(secret), "a key in Envoy's log:\n{log}");
     }
     stack.envoy.assert_no_plugin_crashed(vms);
+}
+
+/// The in-process tests' cases (tests/in_process/cases.rs, step 1's), the
+/// same data, sent through Envoy once the keys are in: the same answers.
+#[test]
+fn the_in_process_cases_get_the_same_answers_through_envoy() {
+    harness::in_process_cases::assert_step_has_the_api_key_cases(STEP);
+    let stack = Stack::step("step7-in-process-cases", STEP, 2);
+    wait_for(&stack, "key-abc123", 200, Duration::from_secs(10));
+    harness::in_process_cases::check_api_key_cases(STEP, stack.envoy.port);
 }

@@ -146,12 +146,12 @@ impl HttpContext for SignatureFilter {
                     // No body at all: what was signed is the empty body.
                     self.finish()
                 } else {
-                    // Let the headers go on; the body stops in
-                    // `on_http_request_body`. Not `Pause` here: Envoy turns
-                    // a paused `on_http_request_headers` into "stop all",
-                    // and then holds the body back from this plugin too,
-                    // so the request would wait forever.
-                    Action::Continue
+                    // Hold the headers too: nothing of a request reaches
+                    // the upstream before its verdict. This needs
+                    // `allow_on_headers_stop_iteration` (envoy.yaml):
+                    // without it, Envoy holds the body back from the
+                    // plugin as well, and the request waits forever.
+                    Action::Pause
                 }
             }
         }

@@ -14,6 +14,10 @@ struct RawConfig {
     /// The largest JSON response the plugin holds and rewrites; a longer
     /// one is not sent at all (502).
     max_body_bytes: u64,
+    /// Media types that are not JSON and may pass unread, such as
+    /// `image/png` or `image/*`. A response of any other type is refused.
+    #[serde(default)]
+    pass_unread: Vec<String>,
     /// Response headers removed, whatever the response.
     #[serde(default)]
     remove_headers: Vec<String>,
@@ -30,6 +34,8 @@ pub const MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
 pub struct GuardConfig {
     pub remove_fields: BTreeSet<String>,
     pub max_body_bytes: usize,
+    /// Lower-cased `type/subtype` or `type/*`.
+    pub pass_unread: Vec<String>,
     /// Lower-cased, as Envoy hands plugins header names.
     pub remove_headers: Vec<String>,
     pub set_headers: Vec<(String, String)>,
@@ -48,6 +54,10 @@ pub enum ConfigError {
     BadHeaderValue(String),
     /// Headers Envoy or the plugin itself manages.
     ReservedHeader(String),
+    /// Not a `type/subtype` or `type/*` the plugin can compare.
+    BadMediaType(String),
+    /// A JSON type, or every type: reading it is the guard's job.
+    JsonPassesUnread(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -67,14 +77,32 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::ReservedHeader(name) => write!(
                 f,
-                "`{name}` is set by Envoy or by the plugin itself and cannot be configured"
+                "`{name}` is set by Envoy or read by the plugin itself and cannot be configured"
+            ),
+            ConfigError::BadMediaType(media) => {
+                write!(
+                    f,
+                    "`{media}` in `pass_unread` is not a type/subtype or type/*"
+                )
+            }
+            ConfigError::JsonPassesUnread(media) => write!(
+                f,
+                "`{media}` in `pass_unread` would let JSON responses pass unread"
             ),
         }
     }
 }
 
-/// Pseudo-headers, and the framing headers the plugin manages itself.
-const RESERVED: [&str; 3] = ["content-length", "content-encoding", "transfer-encoding"];
+/// The headers the plugin reads to decide, and the framing headers it
+/// manages itself: a configuration that changed them could turn the guard
+/// off (`content-type`) or break every response (`content-length`).
+const RESERVED: [&str; 5] = [
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "content-range",
+];
 
 fn header_name(name: &str) -> Result<String, ConfigError> {
     let lower = name.trim().to_ascii_lowercase();
@@ -87,6 +115,30 @@ fn header_name(name: &str) -> Result<String, ConfigError> {
     }
     if RESERVED.contains(&lower.as_str()) {
         return Err(ConfigError::ReservedHeader(lower));
+    }
+    Ok(lower)
+}
+
+/// A media type of `pass_unread`, lower-cased: `type/subtype` or `type/*`
+/// (never `*/*`: name what may pass), and not a JSON type.
+fn pass_unread_type(media: &str) -> Result<String, ConfigError> {
+    let lower = media.trim().to_ascii_lowercase();
+    let Some((kind, subtype)) = lower.split_once('/') else {
+        return Err(ConfigError::BadMediaType(media.to_owned()));
+    };
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    if !token(kind) || !(subtype == "*" || token(subtype)) {
+        return Err(ConfigError::BadMediaType(media.to_owned()));
+    }
+    // JSON is read whatever this list says (`text/*` still leaves
+    // `text/json` to the guard): naming a JSON type here is a mistake.
+    if crate::media::is_json(&lower) {
+        return Err(ConfigError::JsonPassesUnread(lower));
     }
     Ok(lower)
 }
@@ -109,6 +161,11 @@ impl GuardConfig {
             .iter()
             .map(|name| header_name(name))
             .collect::<Result<Vec<_>, _>>()?;
+        let pass_unread = raw
+            .pass_unread
+            .iter()
+            .map(|media| pass_unread_type(media))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut set_headers = Vec::new();
         for (name, value) in &raw.set_headers {
             let name = header_name(name)?;
@@ -122,6 +179,7 @@ impl GuardConfig {
             remove_fields: raw.remove_fields.into_iter().collect(),
             // At most MAX_BODY_BYTES, so it fits in a usize even on wasm32.
             max_body_bytes: raw.max_body_bytes as usize,
+            pass_unread,
             remove_headers,
             set_headers,
         })
@@ -139,13 +197,14 @@ mod tests {
     #[test]
     fn accepts_a_good_config() {
         let Ok(config) = parse(
-            r#"{"remove_fields":["ssn"],"max_body_bytes":100,
+            r#"{"remove_fields":["ssn"],"max_body_bytes":100,"pass_unread":["Image/*"],
                 "remove_headers":["Server"],"set_headers":{"X-Content-Type-Options":"nosniff"}}"#,
         ) else {
             panic!("refused");
         };
         assert!(config.remove_fields.contains("ssn"));
         assert_eq!(config.remove_headers, ["server"]);
+        assert_eq!(config.pass_unread, ["image/*"]);
         assert_eq!(
             config.set_headers,
             [("x-content-type-options".to_owned(), "nosniff".to_owned())]
@@ -175,6 +234,30 @@ mod tests {
             (
                 r#"{"remove_fields":["a"],"max_body_bytes":1,"set_headers":{"x":"a\r\nb: c"}}"#,
                 ConfigError::BadHeaderValue("x".into()),
+            ),
+            (
+                r#"{"remove_fields":["a"],"max_body_bytes":1,"remove_headers":["Content-Type"]}"#,
+                ConfigError::ReservedHeader("content-type".into()),
+            ),
+            (
+                r#"{"remove_fields":["a"],"max_body_bytes":1,"set_headers":{"content-type":"text/plain"}}"#,
+                ConfigError::ReservedHeader("content-type".into()),
+            ),
+            (
+                r#"{"remove_fields":["a"],"max_body_bytes":1,"pass_unread":["image"]}"#,
+                ConfigError::BadMediaType("image".into()),
+            ),
+            (
+                r#"{"remove_fields":["a"],"max_body_bytes":1,"pass_unread":["*/*"]}"#,
+                ConfigError::BadMediaType("*/*".into()),
+            ),
+            (
+                r#"{"remove_fields":["a"],"max_body_bytes":1,"pass_unread":["Text/JSON"]}"#,
+                ConfigError::JsonPassesUnread("text/json".into()),
+            ),
+            (
+                r#"{"remove_fields":["a"],"max_body_bytes":1,"pass_unread":["application/problem+json"]}"#,
+                ConfigError::JsonPassesUnread("application/problem+json".into()),
             ),
         ] {
             assert_eq!(parse(json).err(), Some(expected), "{json}");

@@ -2,7 +2,8 @@
 //! arrived, rewrite it, and only then let its headers and body go.
 
 use crate::config::GuardConfig;
-use crate::redact::{redact, Unreadable};
+use crate::media::{self, Kind};
+use crate::redact::redact;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;
@@ -13,11 +14,15 @@ enum Verdict {
     Pending,
     /// No body (HEAD, 204, 304, or an empty response): headers only.
     NoBody,
-    /// Not JSON: streamed through untouched, never held.
-    NotJson,
+    /// A type the configuration lets pass (`pass_unread`): streamed
+    /// through untouched, never held.
+    PassedUnread,
     /// Rewritten, with this many fields removed.
     Redacted(usize),
-    /// Refused with 502: compressed, too large, or not readable as JSON.
+    /// Refused with 502: a type the guard may not pass, part of a
+    /// response, compressed, too large, or not readable as JSON.
+    TypeNotAllowed,
+    PartialContent,
     Compressed,
     TooLarge,
     Unreadable,
@@ -63,22 +68,18 @@ impl GuardFilter {
     }
 }
 
-/// `application/json`, or a `+json` type such as `application/problem+json`,
-/// with or without parameters.
-fn is_json(content_type: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(content_type).to_ascii_lowercase();
-    let media = text.split(';').next().unwrap_or_default().trim();
-    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
-}
-
 impl Context for GuardFilter {}
 
 impl HttpContext for GuardFilter {
     // ANCHOR: on_http_request_headers
-    /// Asks the upstream for an uncompressed response: the plugin reads
-    /// only what it can parse, and a compressed JSON response is refused.
+    /// Asks the upstream for the whole response, uncompressed: the guard
+    /// reads only what it can parse, and a part of a document (the answer
+    /// to a `Range`) can be a secret value alone, with no field name left
+    /// to remove.
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.set_http_request_header("accept-encoding", None);
+        for name in ["accept-encoding", "range", "if-range"] {
+            self.set_http_request_header(name, None);
+        }
         Action::Continue
     }
     // ANCHOR_END: on_http_request_headers
@@ -88,28 +89,40 @@ impl HttpContext for GuardFilter {
         let Some(config) = self.config.clone() else {
             return self.refuse(Verdict::NotConfigured, "plugin is not configured");
         };
+        // What the response is, read before any header is changed.
+        let kind = media::classify(
+            self.response_header("content-type").as_deref(),
+            &config.pass_unread,
+        );
+        let partial = self.response_header(":status").as_deref() == Some(b"206");
         for name in &config.remove_headers {
             self.set_http_response_header(name, None);
         }
         for (name, value) in &config.set_headers {
             self.set_http_response_header(name, Some(value));
         }
-        let json = self
-            .response_header("content-type")
-            .is_some_and(|t| is_json(&t));
         if end_of_stream {
             // HEAD, 204, 304: no body callback will come. The length a
             // HEAD answer gives is the unredacted body's: not the client's
             // business.
-            if json {
+            if kind == Kind::Json {
                 self.set_http_response_header("content-length", None);
             }
             self.verdict = Verdict::NoBody;
             return Action::Continue;
         }
-        if !json {
-            self.verdict = Verdict::NotJson;
-            return Action::Continue;
+        match kind {
+            Kind::Refused => {
+                return self.refuse(Verdict::TypeNotAllowed, "response type not allowed")
+            }
+            Kind::PassUnread => {
+                self.verdict = Verdict::PassedUnread;
+                return Action::Continue;
+            }
+            Kind::Json => {}
+        }
+        if partial {
+            return self.refuse(Verdict::PartialContent, "partial response");
         }
         let encoded = self
             .response_header("content-encoding")
@@ -136,7 +149,7 @@ impl HttpContext for GuardFilter {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if !self.holding {
             return match self.verdict {
-                Verdict::NotJson | Verdict::NoBody | Verdict::Redacted(_) => Action::Continue,
+                Verdict::PassedUnread | Verdict::NoBody | Verdict::Redacted(_) => Action::Continue,
                 _ => Action::Pause,
             };
         }
@@ -193,9 +206,7 @@ impl GuardFilter {
                 self.set_http_response_header("content-length", Some(&length));
                 Action::Continue
             }
-            Err(Unreadable::NotJson | Unreadable::TooDeep) => {
-                self.refuse(Verdict::Unreadable, "response is not valid JSON")
-            }
+            Err(_) => self.refuse(Verdict::Unreadable, "response is not valid JSON"),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod config;
 mod filter;
+mod media;
 mod redact;
 
 use config::GuardConfig;

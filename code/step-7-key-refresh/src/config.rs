@@ -9,6 +9,11 @@ use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;
 
+/// A day: a key revoked at the service keeps working until the next
+/// refresh, and a list refreshed less often than daily is configuration,
+/// not a refresh.
+pub const MAX_EVERY_SECONDS: u64 = 86_400;
+
 /// Long enough that the secret cannot be guessed: 16 bytes of a random
 /// string, as step 3's cache secret.
 pub const MIN_SECRET_BYTES: usize = 16;
@@ -161,9 +166,9 @@ impl RefreshConfig {
         if !raw.path.starts_with('/') {
             return Err(ConfigError::BadRefresh("`path` must start with /"));
         }
-        if raw.every_seconds == 0 {
+        if raw.every_seconds == 0 || raw.every_seconds > MAX_EVERY_SECONDS {
             return Err(ConfigError::BadRefresh(
-                "`every_seconds` must be at least 1",
+                "`every_seconds` must be between 1 and 86400",
             ));
         }
         // One call at a time: a call must be over before the next tick.
@@ -235,10 +240,18 @@ mod tests {
             parse(&format!("{{{slow}}}")).err(),
             Some(ConfigError::BadRefresh(_))
         ));
-        let never = REFRESH.replace("\"every_seconds\": 5", "\"every_seconds\": 0");
-        assert!(matches!(
-            parse(&format!("{{{never}}}")).err(),
-            Some(ConfigError::BadRefresh(_))
-        ));
+        for every in ["0", "86401", "18446744073709551615"] {
+            let bad = REFRESH.replace(
+                "\"every_seconds\": 5",
+                &format!("\"every_seconds\": {every}"),
+            );
+            assert_eq!(
+                parse(&format!("{{{bad}}}")).err(),
+                Some(ConfigError::BadRefresh(
+                    "`every_seconds` must be between 1 and 86400"
+                )),
+                "{every}"
+            );
+        }
     }
 }

@@ -154,7 +154,8 @@ impl Refresher {
             // Half a tick early, so that the tick a period after this call
             // is never a few milliseconds too soon to send the next one.
             let period = self.config.every.as_millis() as u64;
-            self.due_ms = sent_ms + period - TICK.as_millis() as u64 / 2;
+            let half_tick = TICK.as_millis() as u64 / 2;
+            self.due_ms = sent_ms.saturating_add(period).saturating_sub(half_tick);
         }
         true
     }

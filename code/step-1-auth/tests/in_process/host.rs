@@ -125,6 +125,39 @@ pub enum Outcome {
     Paused,
 }
 
+/// Why the plugin did not start.
+#[derive(Debug)]
+pub enum NotStarted {
+    /// It refused its configuration, and logged this reason.
+    Refused(String),
+    /// The VM failed (a trap, a panic), or refused without a reason: not
+    /// the refusal a test of a configuration expects.
+    Failed(String),
+}
+
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotStarted::Refused(reason) => write!(f, "refused: {reason}"),
+            NotStarted::Failed(error) => write!(f, "failed: {error}"),
+        }
+    }
+}
+
+/// The reason the plugin logged for refusing its configuration, from its
+/// `rejected plugin configuration: ...` line.
+fn refusal_reason(log: &Log) -> NotStarted {
+    let lines = log.lines();
+    let reason = lines
+        .iter()
+        .find_map(|l| l.split_once("rejected plugin configuration: "))
+        .map(|(_, reason)| reason.to_owned());
+    reason.map_or(
+        NotStarted::Failed(format!("{lines:?}")),
+        NotStarted::Refused,
+    )
+}
+
 /// The plugin, started in a VM of its own.
 pub struct Plugin {
     guest: Guest,
@@ -135,19 +168,19 @@ pub struct Plugin {
 impl Plugin {
     /// Loads `module` and configures it with `configuration`; `Err` when
     /// the plugin refuses it, with the plugin's log.
-    pub fn start(configuration: &str) -> Result<Plugin, String> {
+    pub fn start(configuration: &str) -> Result<Plugin, NotStarted> {
+        let failed = |e: GuestError| NotStarted::Failed(e.to_string());
         let (host, module) = compiled();
         let log = Arc::new(Log::default());
         let services = VmServices::new(log.clone());
-        let mut guest =
-            Guest::new(host, module, services, &Limits::default()).map_err(|e| e.to_string())?;
+        let mut guest = Guest::new(host, module, services, &Limits::default()).map_err(failed)?;
         let plugin = PluginConfig::new()
             .with_name("auth")
             .with_root_id("auth")
             .with_configuration(configuration);
-        match guest.start(plugin).map_err(|e| e.to_string())? {
+        match guest.start(plugin).map_err(failed)? {
             Started::Serving(root) => Ok(Plugin { guest, root, log }),
-            refused => Err(format!("{refused:?}: {:?}", log.lines())),
+            Started::Refused { .. } => Err(refusal_reason(&log)),
         }
     }
 

@@ -8,7 +8,7 @@ mod cases;
 mod host;
 
 use cases::{Expected, CASES};
-use host::{Outcome, Plugin};
+use host::{NotStarted, Outcome, Plugin};
 
 /// Starts the plugin with the configuration of the folder's `envoy.yaml`.
 fn plugin() -> Plugin {
@@ -78,11 +78,24 @@ fn no_key_reaches_the_log() {
     }
 }
 
-/// A configuration the plugin cannot use is refused when it is loaded.
+/// The reason the plugin gives for refusing `configuration`: a refusal,
+/// not a crash.
+fn refusal(configuration: &str) -> String {
+    match Plugin::start(configuration) {
+        Err(NotStarted::Refused(reason)) => reason,
+        Err(NotStarted::Failed(error)) => panic!("the VM failed: {error}"),
+        Ok(_) => panic!("accepted: {configuration}"),
+    }
+}
+
+/// A configuration the plugin cannot use is refused when it is loaded,
+/// for its reason.
 #[test]
 fn a_configuration_without_keys_is_refused() {
-    let refused = Plugin::start(r#"{"header_name": "X-API-Key", "valid_keys": []}"#);
-    assert!(refused.is_err(), "the plugin accepted an empty key list");
+    assert_eq!(
+        refusal(r#"{"header_name": "X-API-Key", "valid_keys": []}"#),
+        "`valid_keys` must list at least one key"
+    );
 }
 
 /// Where this host and Envoy differ: Envoy's HTTP codec refuses a header

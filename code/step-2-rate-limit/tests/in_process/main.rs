@@ -8,7 +8,7 @@ mod cases;
 mod host;
 
 use cases::{Expected, CASES};
-use host::{Outcome, Plugin, Proxy};
+use host::{NotStarted, Outcome, Plugin, Proxy};
 
 /// 1,800,000,120 s after the Unix epoch: the start of a minute, so of a
 /// window of the limit.
@@ -115,7 +115,13 @@ fn a_configuration_without_keys_is_refused() {
         r#"{"header_name": "X-API-Key", "valid_keys": [],
             "requests_per_window": 5, "window_seconds": 60}"#,
     );
-    assert!(refused.is_err(), "the plugin accepted an empty key list");
+    match refused {
+        Err(NotStarted::Refused(reason)) => {
+            assert_eq!(reason, "`valid_keys` must list at least one key")
+        }
+        Err(NotStarted::Failed(error)) => panic!("the VM failed: {error}"),
+        Ok(_) => panic!("the plugin accepted an empty key list"),
+    }
 }
 
 /// Five requests per key in a window; the sixth gets 429 and the seconds

@@ -118,13 +118,19 @@ impl Clock for TestClock {
     }
 }
 
-/// How the auth service answers one call: given the body the plugin
-/// sent, a status and a body, or no answer at all (the connection reset or
-/// the call timed out: Envoy then calls back with no headers).
+/// How the auth service's answer to one call reaches the plugin, as
+/// Envoy delivers it.
 #[derive(Clone)]
 pub enum Reply {
+    /// A response: this status, with this body.
     Answer(u32, Vec<u8>),
-    NoAnswer,
+    /// The call's timeout passed: Envoy's router answers the call itself,
+    /// `504` with headers and the body `upstream request timeout`.
+    TimedOut,
+    /// The stream was reset after the response began, or the response was
+    /// over Envoy's buffer limit: the plugin is called back with no
+    /// headers at all.
+    Reset,
 }
 
 /// The auth service of the folder's `envoy.yaml`, on its cluster
@@ -302,8 +308,49 @@ fn response(reply: &Reply) -> HttpCallResponse<'_> {
             ])
             .with_body(body.as_slice())
         }
-        Reply::NoAnswer => HttpCallResponse::failed(),
+        Reply::TimedOut => HttpCallResponse::received(vec![
+            (Cow::Borrowed(&b":status"[..]), Cow::Borrowed(&b"504"[..])),
+            (
+                Cow::Borrowed(&b"content-type"[..]),
+                Cow::Borrowed(&b"text/plain"[..]),
+            ),
+        ])
+        .with_body(&b"upstream request timeout"[..]),
+        Reply::Reset => HttpCallResponse::failed(),
     }
+}
+
+/// Why the plugin did not start.
+#[derive(Debug)]
+pub enum NotStarted {
+    /// It refused its configuration, and logged this reason.
+    Refused(String),
+    /// The VM failed (a trap, a panic), or refused without a reason: not
+    /// the refusal a test of a configuration expects.
+    Failed(String),
+}
+
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotStarted::Refused(reason) => write!(f, "refused: {reason}"),
+            NotStarted::Failed(error) => write!(f, "failed: {error}"),
+        }
+    }
+}
+
+/// The reason the plugin logged for refusing its configuration, from its
+/// `rejected plugin configuration: ...` line.
+fn refusal_reason(log: &Log) -> NotStarted {
+    let lines = log.lines();
+    let reason = lines
+        .iter()
+        .find_map(|l| l.split_once("rejected plugin configuration: "))
+        .map(|(_, reason)| reason.to_owned());
+    reason.map_or(
+        NotStarted::Failed(format!("{lines:?}")),
+        NotStarted::Refused,
+    )
 }
 
 /// The plugin, started in a VM of its own.
@@ -318,7 +365,8 @@ impl Plugin {
     /// Loads the module in a VM of `proxy` and configures it with
     /// `configuration`; `Err` when the plugin refuses it, with the
     /// plugin's log. Every VM started in one `proxy` is a worker of it.
-    pub fn start(proxy: &Proxy, configuration: &str) -> Result<Plugin, String> {
+    pub fn start(proxy: &Proxy, configuration: &str) -> Result<Plugin, NotStarted> {
+        let failed = |e: GuestError| NotStarted::Failed(e.to_string());
         let (host, module) = compiled();
         let log = Arc::new(Log::default());
         let services = VmServices::new(log.clone())
@@ -327,20 +375,19 @@ impl Plugin {
             .with_callouts(proxy.auth.clone())
             .with_environment(proxy.environment.clone())
             .with_clock(proxy.clock.clone());
-        let mut guest =
-            Guest::new(host, module, services, &Limits::default()).map_err(|e| e.to_string())?;
+        let mut guest = Guest::new(host, module, services, &Limits::default()).map_err(failed)?;
         let plugin = PluginConfig::new()
             .with_name("auth")
             .with_root_id("auth")
             .with_configuration(configuration);
-        match guest.start(plugin).map_err(|e| e.to_string())? {
+        match guest.start(plugin).map_err(failed)? {
             Started::Serving(root) => Ok(Plugin {
                 guest,
                 root,
                 auth: proxy.auth.clone(),
                 log,
             }),
-            refused => Err(format!("{refused:?}: {:?}", log.lines())),
+            Started::Refused { .. } => Err(refusal_reason(&log)),
         }
     }
 

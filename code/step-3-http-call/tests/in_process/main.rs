@@ -8,7 +8,7 @@ mod cases;
 mod host;
 
 use cases::{Expected, CASES};
-use host::{Outcome, Plugin, Proxy, Reply};
+use host::{NotStarted, Outcome, Plugin, Proxy, Reply};
 
 /// 1,800,000,120 s after the Unix epoch: any fixed time will do.
 const NOW: u64 = 1_800_000_120;
@@ -108,8 +108,11 @@ fn no_key_reaches_the_log() {
 fn a_configuration_without_its_cache_secret_is_refused() {
     let mut proxy = Proxy::at(NOW);
     proxy.environment.clear();
-    let refused = Plugin::start(&proxy, &host::envoy_configuration());
-    assert!(refused.is_err(), "the plugin started without its secret");
+    match Plugin::start(&proxy, &host::envoy_configuration()) {
+        Err(NotStarted::Refused(reason)) => assert_eq!(reason, "answers are cached, so `cache_secret_env` must name an environment variable that holds at least 16 bytes (now: `AUTH_CACHE_SECRET`)"),
+        Err(NotStarted::Failed(error)) => panic!("the VM failed: {error}"),
+        Ok(_) => panic!("the plugin started without its secret"),
+    }
 }
 
 /// The key reaches the auth service as JSON, intact, whatever it holds:
@@ -144,7 +147,8 @@ fn an_auth_service_that_fails_gets_503() {
     let mut plugin = worker(&proxy);
     let padded = [&br#"{"valid":true}"#[..], &[b' '; 5_000], br#"{"more":1}"#].concat();
     let failures = [
-        ("no answer (reset or timed out)", Reply::NoAnswer),
+        ("the call timed out (Envoy's 504)", Reply::TimedOut),
+        ("the call was reset (no headers)", Reply::Reset),
         ("a 500", Reply::Answer(500, b"oops".to_vec())),
         (
             "a garbled answer",

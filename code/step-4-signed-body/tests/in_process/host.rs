@@ -142,17 +142,22 @@ struct Request {
     headers: VecHeaderMap,
     held: Vec<u8>,
     trailers: VecHeaderMap,
+    /// The headers went on to the upstream.
+    headers_forwarded: bool,
     forwarded: Vec<u8>,
     answer: Option<(u32, Vec<u8>)>,
 }
 
 // ANCHOR: after
 impl Request {
-    /// What Envoy does with the plugin's answer to a body or trailers
-    /// callback: `Continue` passes on what it holds; `Pause` keeps holding
-    /// it (and buffers what comes next beside it).
+    /// What Envoy does with the plugin's answer to a callback, with
+    /// `allow_on_headers_stop_iteration`: `Continue` passes on the headers,
+    /// if they are still held, and the body it holds; `Pause` keeps holding
+    /// them (and buffers what comes next beside it), and the body
+    /// callbacks still come.
     fn after(&mut self, action: Action) {
         if action == Action::Continue && self.answer.is_none() {
+            self.headers_forwarded = true;
             self.forwarded.append(&mut self.held);
         }
     }
@@ -206,16 +211,51 @@ pub struct Send<'a> {
 /// What happened to a request.
 #[derive(Debug)]
 pub enum Outcome {
-    /// The plugin answered it, after this much of the body had gone on.
+    /// The plugin answered it, after the headers had gone on or not, and
+    /// this much of the body.
     Answered {
         status: u32,
         body: String,
+        headers_forwarded: bool,
         forwarded: usize,
     },
     /// It went on to the upstream, with this body.
     Passed { body: Vec<u8> },
     /// The plugin held it without an answer.
     Held,
+}
+
+/// Why the plugin did not start.
+#[derive(Debug)]
+pub enum NotStarted {
+    /// It refused its configuration, and logged this reason.
+    Refused(String),
+    /// The VM failed (a trap, a panic), or refused without a reason: not
+    /// the refusal a test of a configuration expects.
+    Failed(String),
+}
+
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotStarted::Refused(reason) => write!(f, "refused: {reason}"),
+            NotStarted::Failed(error) => write!(f, "failed: {error}"),
+        }
+    }
+}
+
+/// The reason the plugin logged for refusing its configuration, from its
+/// `rejected plugin configuration: ...` line.
+fn refusal_reason(log: &Log) -> NotStarted {
+    let lines = log.lines();
+    let reason = lines
+        .iter()
+        .find_map(|l| l.split_once("rejected plugin configuration: "))
+        .map(|(_, reason)| reason.to_owned());
+    reason.map_or(
+        NotStarted::Failed(format!("{lines:?}")),
+        NotStarted::Refused,
+    )
 }
 
 /// The plugin, started in a VM of its own.
@@ -229,19 +269,19 @@ impl Plugin {
     /// Loads the module and configures it with `configuration`, its clock
     /// at `now` (seconds after the Unix epoch); `Err` when the plugin
     /// refuses the configuration, with the plugin's log.
-    pub fn start(configuration: &str, now: u64) -> Result<Plugin, String> {
+    pub fn start(configuration: &str, now: u64) -> Result<Plugin, NotStarted> {
+        let failed = |e: GuestError| NotStarted::Failed(e.to_string());
         let (host, module) = compiled();
         let log = Arc::new(Log::default());
         let services = VmServices::new(log.clone()).with_clock(TestClock::at(now));
-        let mut guest =
-            Guest::new(host, module, services, &Limits::default()).map_err(|e| e.to_string())?;
+        let mut guest = Guest::new(host, module, services, &Limits::default()).map_err(failed)?;
         let plugin = PluginConfig::new()
             .with_name("signature")
             .with_root_id("signature")
             .with_configuration(configuration);
-        match guest.start(plugin).map_err(|e| e.to_string())? {
+        match guest.start(plugin).map_err(failed)? {
             Started::Serving(root) => Ok(Plugin { guest, root, log }),
-            refused => Err(format!("{refused:?}: {:?}", log.lines())),
+            Started::Refused { .. } => Err(refusal_reason(&log)),
         }
     }
 
@@ -279,7 +319,8 @@ impl Plugin {
             let stream = scope.on_context_create(Some(root))?;
             let body_ends = request.pieces.is_empty() && no_trailers;
             let action = scope.on_request_headers(stream, header_count, body_ends)?;
-            let mut going = scope.stream().answer.is_none() && action == Action::Continue;
+            scope.stream_mut().after(action);
+            let mut going = scope.stream().answer.is_none();
             // ANCHOR: pieces
             for (n, piece) in request.pieces.iter().enumerate() {
                 if !going {
@@ -297,6 +338,8 @@ impl Plugin {
                 let action = scope.on_request_trailers(stream, trailer_count)?;
                 scope.stream_mut().after(action);
             }
+            // The ABI's order, which the library enforces; Envoy calls
+            // `on_log` before `on_done`.
             scope.on_done(stream)?;
             scope.on_log(stream)?;
             scope.on_delete(stream)?;
@@ -307,11 +350,14 @@ impl Plugin {
             Some((status, body)) => Outcome::Answered {
                 status,
                 body: String::from_utf8_lossy(&body).into_owned(),
+                headers_forwarded: state.headers_forwarded,
                 forwarded: state.forwarded.len(),
             },
-            None if finished && state.held.is_empty() => Outcome::Passed {
-                body: state.forwarded,
-            },
+            None if finished && state.headers_forwarded && state.held.is_empty() => {
+                Outcome::Passed {
+                    body: state.forwarded,
+                }
+            }
             None => Outcome::Held,
         })
     }

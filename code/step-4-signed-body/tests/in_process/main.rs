@@ -11,7 +11,7 @@ mod schemes;
 mod sender;
 
 use cases::{Arrival, Case, Expected, CASES};
-use host::{Outcome, Plugin, Send};
+use host::{NotStarted, Outcome, Plugin, Send};
 use sender::sign;
 
 /// 1,800,000,000 s after the Unix epoch: the plugin's clock, and the
@@ -66,7 +66,8 @@ fn every_case_gets_its_answer() {
 }
 
 /// Whether `outcome` is what the case expects: refused with nothing of the
-/// body gone on, or passed with the body unchanged.
+/// request gone on, not even its headers, or passed with the body
+/// unchanged.
 fn judge(expected: &Expected, sent: &[u8], outcome: Result<Outcome, String>) -> Result<(), String> {
     match (expected, outcome?) {
         (
@@ -74,6 +75,7 @@ fn judge(expected: &Expected, sent: &[u8], outcome: Result<Outcome, String>) -> 
             Outcome::Answered {
                 status: got,
                 body,
+                headers_forwarded: false,
                 forwarded: 0,
             },
         ) if got == *status && body.contains(text) => Ok(()),
@@ -103,10 +105,14 @@ fn no_secret_reaches_the_log() {
 fn a_configuration_with_a_short_secret_is_refused() {
     let short = host::envoy_configuration().replace(cases::PREVIOUS_SECRET, "too-short");
     assert_ne!(short, host::envoy_configuration());
-    assert!(
-        Plugin::start(&short, NOW).is_err(),
-        "a 9-byte secret was accepted"
-    );
+    match Plugin::start(&short, NOW) {
+        Err(NotStarted::Refused(reason)) => assert_eq!(
+            reason,
+            "secret number 2 in `secrets` is shorter than 16 bytes"
+        ),
+        Err(NotStarted::Failed(error)) => panic!("the VM failed: {error}"),
+        Ok(_) => panic!("a 9-byte secret was accepted"),
+    }
 }
 
 /// Where this host and Envoy differ: Envoy refuses a header name with `_`

@@ -3,7 +3,7 @@
 //! otherwise signatures computed by openssl, never by the plugin's code.
 
 use crate::cases::Expected;
-use crate::host::{self, Plugin, Send};
+use crate::host::{self, NotStarted, Plugin, Send};
 use crate::judge;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -313,8 +313,12 @@ fn a_short_secret_is_accepted_with_a_warning_and_one_under_the_floor_is_refused(
     );
     let floor =
         host::sender_configuration("github").replace("It's a Secret to Everybody", "13-byte-secrt");
-    assert!(
-        Plugin::start(&floor, 1_800_000_000).is_err(),
-        "a 13-byte secret was accepted"
-    );
+    match Plugin::start(&floor, 1_800_000_000) {
+        Err(NotStarted::Refused(reason)) => assert_eq!(
+            reason,
+            "secret number 1 in `secrets` is shorter than 16 bytes"
+        ),
+        Err(NotStarted::Failed(error)) => panic!("the VM failed: {error}"),
+        Ok(_) => panic!("a 13-byte secret was accepted"),
+    }
 }

@@ -9,7 +9,7 @@ mod cases;
 mod host;
 
 use cases::{Expected, CASES};
-use host::{Call, Outcome, Plugin, RateLimitService, Reply};
+use host::{Call, NotStarted, Outcome, Plugin, RateLimitService, Reply};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -246,6 +246,11 @@ fn a_configuration_without_keys_is_refused() {
         "[]",
     );
     assert_ne!(empty, host::envoy_configuration());
-    let refused = Plugin::start(&empty, Arc::new(RateLimitService::default()));
-    assert!(refused.is_err(), "the plugin accepted an empty key list");
+    match Plugin::start(&empty, Arc::new(RateLimitService::default())) {
+        Err(NotStarted::Refused(reason)) => {
+            assert_eq!(reason, "`valid_keys` must list at least one key")
+        }
+        Err(NotStarted::Failed(error)) => panic!("the VM failed: {error}"),
+        Ok(_) => panic!("the plugin accepted an empty key list"),
+    }
 }
