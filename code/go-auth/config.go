@@ -8,7 +8,6 @@ import (
 	"strings"
 )
 
-// ANCHOR: config
 // authConfig is the checked configuration: the same JSON as the Rust step 1,
 // {"header_name": "X-API-Key", "valid_keys": ["key-abc123", ...]}.
 type authConfig struct {
@@ -62,5 +61,3 @@ func parseConfig(data []byte) (*authConfig, error) {
 	}
 	return &authConfig{headerName: headerName, validKeys: keys}, nil
 }
-
-// ANCHOR_END: config

@@ -35,11 +35,13 @@ absent() {
 }
 
 api="$BASE_URL/api/users"
+# ANCHOR: first_checks
 expect "no key -> 401" 401 '"missing API key"' "$api"
 expect "empty key -> 401" 401 '"missing API key"' -H 'X-API-Key;' "$api"
 expect "unknown key -> 403" 403 '"invalid API key"' -H 'X-API-Key: invalid' "$api"
 expect "valid key -> 200 with X-Auth-Status" 200 '"x-auth-status":["valid"]' -H 'X-API-Key: key-abc123' "$api"
 expect "public route, no key -> 200" 200 '"path":"/public/info"' "$BASE_URL/public/info"
+# ANCHOR_END: first_checks
 
 # A client must not vouch for itself.
 expect "forged X-Auth-Status is replaced" 200 '"x-auth-status":["valid"]' \

@@ -601,23 +601,51 @@ pub fn summary(measured: &Measured) -> String {
             );
         }
     }
+    verdict_table(&steps, &headers, &columns, &measured.date)
+}
+
+/// The summary as a reader scans it: a mark per cell (✓ passed, ✗ failed
+/// or did not load, – not run), and under the table one note per distinct
+/// reason, numbered, so a reason shared by many cells is written once and
+/// the table fits the page's width.
+fn verdict_table(
+    steps: &[String],
+    headers: &[String],
+    columns: &[Vec<String>],
+    date: &str,
+) -> String {
+    let mut notes: Vec<String> = Vec::new();
+    let mut mark = |cell: &str| -> String {
+        let (symbol, text) = if cell.starts_with("pass") {
+            return "✓".to_owned();
+        } else if let Some(rest) = cell.strip_prefix("not run") {
+            ("–", format!("not run{rest}"))
+        } else {
+            ("✗", cell.replace("**", ""))
+        };
+        let number = match notes.iter().position(|note| *note == text) {
+            Some(at) => at + 1,
+            None => {
+                notes.push(text);
+                notes.len()
+            }
+        };
+        format!("{symbol} ({number})")
+    };
     let mut table = format!(
-        "| step | {} |
-|---|{}
-",
+        "| step | {} |\n|---|{}\n",
         headers.join(" | "),
         "---|".repeat(headers.len())
     );
     for (index, step) in steps.iter().enumerate() {
-        let cells: Vec<&str> = columns.iter().map(|c| c[index].as_str()).collect();
+        let cells: Vec<String> = columns.iter().map(|c| mark(&c[index])).collect();
         let _ = writeln!(table, "| {step} | {} |", cells.join(" | "));
     }
-    let _ = writeln!(
-        table,
-        "
-Measured on {}.",
-        measured.date
-    );
+    let _ = writeln!(table, "\n✓ passed, ✗ failed or not loaded, – not run:\n");
+    for (number, note) in notes.iter().enumerate() {
+        let _ = writeln!(table, "{}. {note}", number + 1);
+    }
+    let _ = writeln!(table, "\nMeasured on {date}.");
     table
 }
 

@@ -92,6 +92,22 @@ pub fn before_testing_chapter(file: &str, text: &str) -> String {
     format!("{}{}", &text[..start], &text[end..])
 }
 
+/// The anchor that marks, in step 1's `tests/in_process/main.rs`, the
+/// first test "Testing your plugin" has the reader write: the whole file,
+/// as it is before the chapter grows it.
+pub const FIRST_TEST_ANCHOR: &str = "first_test";
+
+/// The region of `text` between `ANCHOR: name` and `ANCHOR_END: name`, as
+/// mdBook includes it.
+pub fn anchored(text: &str, name: &str) -> Option<String> {
+    let start = format!("ANCHOR: {name}");
+    let end = format!("ANCHOR_END: {name}");
+    let mut lines = text.lines().skip_while(|line| !line.contains(&start));
+    lines.next()?;
+    let region: Vec<&str> = lines.take_while(|line| !line.contains(&end)).collect();
+    Some(as_shown(&region.join("\n")))
+}
+
 /// A file as the book shows it: without mdBook's `ANCHOR:` lines.
 pub fn as_shown(text: &str) -> String {
     text.lines()
@@ -285,12 +301,17 @@ fn testing_diffs() -> Result<Vec<PathBuf>, String> {
         let text =
             std::fs::read_to_string(step_1.join(&file)).map_err(|e| format!("{file}: {e}"))?;
         let after = as_shown(&text);
-        let before = before_testing_chapter(&file, &after);
+        // The first test is the whole of main.rs until the chapter grows it.
+        let before = match anchored(&text, FIRST_TEST_ANCHOR) {
+            Some(first) if file == format!("{IN_PROCESS_TESTS}/main.rs") => first,
+            _ => before_testing_chapter(&file, &after),
+        };
         if before == after {
             continue;
         }
         let path = out.join(format!("{file}.diff"));
-        std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        let folder = path.parent().unwrap_or(&out);
+        std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
         std::fs::write(&path, diff(&file, &before, &after))
             .map_err(|e| format!("{}: {e}", path.display()))?;
         written.push(path);
@@ -369,7 +390,11 @@ fn pitfall_diffs() -> Result<Vec<PathBuf>, String> {
     Ok(written)
 }
 
-/// `src/generated/downloads/<step>.tar.gz` for every step folder.
+/// `src/generated/downloads/<step>.tar.gz` for every step folder; for
+/// each stage of part one before the last, `first-plugin-<stage>.tar.gz`,
+/// the reader's `step-1-auth` folder as that stage leaves it; and the
+/// files part one and "Testing your plugin" have the reader download:
+/// step 1's `check.sh` and in-process host.
 fn step_archives() -> Result<Vec<PathBuf>, String> {
     let dir = generated_dir().join("downloads");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -379,8 +404,31 @@ fn step_archives() -> Result<Vec<PathBuf>, String> {
         write_archive(&step.dir, &step.name, &path)?;
         written.push(path);
     }
+    let stages = part_one_stages();
+    for stage in stages.iter().take(stages.len().saturating_sub(1)) {
+        let path = dir.join(format!("first-plugin-{}.tar.gz", stage_name(stage)));
+        write_archive(stage, "step-1-auth", &path)?;
+        written.push(path);
+    }
+    let check = crate::repo_root().join("code/step-1-auth/check.sh");
+    let text = std::fs::read_to_string(&check).map_err(|e| format!("{}: {e}", check.display()))?;
+    let path = dir.join(STEP_1_CHECK_DOWNLOAD);
+    std::fs::write(&path, as_shown(&text)).map_err(|e| format!("{}: {e}", path.display()))?;
+    written.push(path);
+    let host = crate::repo_root().join("code/step-1-auth/tests/in_process/host.rs");
+    let text = std::fs::read_to_string(&host).map_err(|e| format!("{}: {e}", host.display()))?;
+    let path = dir.join(IN_PROCESS_HOST_DOWNLOAD);
+    std::fs::write(&path, as_shown(&text)).map_err(|e| format!("{}: {e}", path.display()))?;
+    written.push(path);
     Ok(written)
 }
+
+/// The download of step 1's check script, which part one has the reader
+/// save as `check.sh`, in `downloads/`.
+pub const STEP_1_CHECK_DOWNLOAD: &str = "step-1-check.sh";
+
+/// The download of step 1's in-process host, in `downloads/`.
+pub const IN_PROCESS_HOST_DOWNLOAD: &str = "in-process-host.rs";
 
 /// `02-keys`, or `step-1-auth` for the last stage.
 pub fn stage_name(stage: &Path) -> String {

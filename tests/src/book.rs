@@ -5,7 +5,9 @@
 //! What a chapter marks, and how a reader sees it:
 //! - `<span class="filename">Filename: PATH</span>` before a code block: the
 //!   block is the whole file PATH (relative to the current folder), or, for
-//!   a ```` ```diff ```` block, the change to make to it;
+//!   a ```` ```diff ```` block, the change to make to it; before a download
+//!   link (`<a class="download" href="FILE" ...>`) instead: the reader saves
+//!   FILE (a file of the book, relative to the chapter) as PATH;
 //! - a ```` ```bash ```` block: commands to type in the first terminal;
 //! - ```` ```bash,second-terminal ````: a command that keeps running (Envoy),
 //!   in the second terminal, after stopping what ran there (Ctrl-C); the
@@ -16,7 +18,8 @@
 //!   right after a first-terminal command, that command's output; right
 //!   after a second-terminal one, lines of the log it prints;
 //! - ```` ```text,example ````: output shown as an example, of nothing the
-//!   reader was asked to run.
+//!   reader was asked to run; ```` ```bash,example ````: lines of a script
+//!   shown, not run.
 
 use crate::paths;
 use std::path::{Path, PathBuf};
@@ -80,6 +83,12 @@ pub fn actions(chapters: &[PathBuf]) -> Vec<Action> {
 
 const FILENAME_OPEN: &str = "<span class=\"filename\">Filename: ";
 
+/// The file a download link offers: `<a class="download" href="FILE" ...>`.
+fn download_link(line: &str) -> Option<&str> {
+    let rest = line.trim().strip_prefix("<a class=\"download\" href=\"")?;
+    rest.split('"').next()
+}
+
 fn chapter_actions(text: &str, dir: &Path, chapter: &str) -> Vec<Action> {
     let mut actions = Vec::new();
     let mut next_file: Option<String> = None;
@@ -88,6 +97,16 @@ fn chapter_actions(text: &str, dir: &Path, chapter: &str) -> Vec<Action> {
         if let Some(rest) = line.trim().strip_prefix(FILENAME_OPEN) {
             let path = rest.trim_end_matches("</span>").trim();
             next_file = Some(path.to_owned());
+            continue;
+        }
+        if let Some(href) = download_link(line) {
+            if let Some(path) = next_file.take() {
+                let file = dir.join(href);
+                let content = std::fs::read_to_string(&file)
+                    .unwrap_or_else(|e| panic!("the download {}: {e}", file.display()));
+                let content = content.strip_suffix('\n').unwrap_or(&content).to_owned();
+                actions.push(Action::WriteFile { path, content });
+            }
             continue;
         }
         let Some(info) = line.trim_start().strip_prefix("```") else {
@@ -114,6 +133,8 @@ fn chapter_actions(text: &str, dir: &Path, chapter: &str) -> Vec<Action> {
             } else {
                 actions.push(Action::WriteFile { path, content });
             }
+        } else if language == "bash" && attributes.contains(&"example") {
+            // Shown, not run: lines of a file the reader already has.
         } else if language == "bash" && attributes.contains(&"second-terminal") {
             actions.push(Action::RunInSecondTerminal {
                 commands: expand_includes(&raw, dir),

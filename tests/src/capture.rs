@@ -141,6 +141,36 @@ pub fn check_or_update_stats(relative: &str, actual: &str) {
     );
 }
 
+/// Envoy log lines as a reader's terminal shows them, compared without
+/// what changes from run to run (the time, the thread, the source line).
+pub fn check_or_update_log(relative: &str, lines: &[&str]) {
+    let path = paths::repo_root().join("src/captured").join(relative);
+    let actual: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    if updating() {
+        std::fs::create_dir_all(path.parent().expect("capture has a parent"))
+            .expect("create capture directory");
+        std::fs::write(&path, actual).expect("write capture");
+        return;
+    }
+    let committed = committed(&path);
+    let normalised =
+        |text: &str| -> Vec<String> { text.lines().map(crate::book::normalise_log_line).collect() };
+    assert!(
+        normalised(&committed) == normalised(&actual),
+        "{} is out of date; run `cargo xtask capture` to refresh it.\n--- committed\n{committed}\n--- now\n{actual}",
+        path.display()
+    );
+}
+
+/// The last `count` lines of `output`, as `tail -n COUNT` prints them.
+pub fn last_lines(output: &str, count: usize) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    lines[lines.len().saturating_sub(count)..]
+        .iter()
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 pub fn check_or_update(relative: &str, actual: &str) {
     let path = paths::repo_root().join("src/captured").join(relative);
     if updating() {

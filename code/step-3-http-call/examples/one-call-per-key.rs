@@ -51,7 +51,6 @@ fn default_timeout_ms() -> u64 {
 /// As in step 3: a waiting request waits at most this long for its answer.
 const MAX_TIMEOUT_MS: u64 = 10_000;
 
-// ANCHOR: in_flight
 /// The calls this VM has in flight, by key. A VM runs one callback at a
 /// time, so the root and every filter share it through an `Rc<RefCell>`,
 /// without a lock. It holds a key only while its call is in flight.
@@ -78,7 +77,6 @@ impl InFlight {
         self.calls.remove(key).unwrap_or_default()
     }
 }
-// ANCHOR_END: in_flight
 
 struct CoalescingRoot {
     config: Option<Rc<Config>>,
@@ -142,7 +140,6 @@ enum Decision {
     Unavailable,
 }
 
-// ANCHOR: decide
 /// Lets through or refuses the request of the *effective* context: the
 /// callback's own, or the one `hostcalls::set_effective_context` chose.
 /// These SDK functions return a `Result` but panic on any status other than
@@ -178,7 +175,6 @@ fn decide_for(waiting: &[u32], decision: Decision) {
         }
     }
 }
-// ANCHOR_END: decide
 
 // ANCHOR: join_or_ask
 impl CoalescingFilter {
@@ -220,7 +216,6 @@ impl CoalescingFilter {
 }
 // ANCHOR_END: join_or_ask
 
-// ANCHOR: on_http_call_response
 impl Context for CoalescingFilter {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
         let Some((_, key)) = self.asking.take_if(|(asked, _)| *asked == token) else {
@@ -261,7 +256,6 @@ impl Context for CoalescingFilter {
         true
     }
 }
-// ANCHOR_END: on_http_call_response
 
 impl CoalescingFilter {
     /// Step 3's reading of an answer, shortened: nothing is read from a

@@ -18,7 +18,6 @@ use sha2::Sha256;
 /// The keyed MAC, keyed once in `on_configure` and cloned per request.
 pub type KeyedDigest = Hmac<Sha256>;
 
-// ANCHOR: answer
 /// A cached answer: the auth service's yes or no. Failures are never
 /// cached: the next request asks again.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,7 +25,6 @@ pub enum Answer {
     Valid,
     Invalid,
 }
-// ANCHOR_END: answer
 
 // ANCHOR: slot
 /// Where one API key's answer lives. The key itself is never stored: the
@@ -111,7 +109,6 @@ fn decode(
 }
 // ANCHOR_END: entry
 
-// ANCHOR: lookup
 /// The fresh answer in the key's slot, if there is one. Envoy answers a
 /// read with the entry or NotFound (`None` here); the SDK's
 /// `get_shared_data` panics on any other status, which Envoy never gives.
@@ -131,7 +128,6 @@ pub fn store(slot: &Slot, answer: Answer, expires_ms: u64) {
         log::warn!("could not cache an answer: {status:?}");
     }
 }
-// ANCHOR_END: lookup
 
 #[cfg(test)]
 mod tests {

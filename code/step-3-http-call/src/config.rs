@@ -49,7 +49,6 @@ fn default_timeout_ms() -> u64 {
 
 pub const MAX_TIMEOUT_MS: u64 = 10_000;
 
-// ANCHOR: cache_defaults
 /// A revoked key keeps working for at most this long.
 fn default_cache_valid_seconds() -> u64 {
     30
@@ -72,7 +71,6 @@ pub const MAX_CACHE_SLOTS: u32 = 1_000_000;
 /// string (RFC 2104 recommends at least the hash length, 32, for a random
 /// key; 16 is the floor this plugin accepts).
 pub const MIN_CACHE_SECRET_BYTES: usize = 16;
-// ANCHOR_END: cache_defaults
 
 /// The checked configuration every request of this VM reads.
 #[derive(Debug)]

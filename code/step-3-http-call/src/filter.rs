@@ -92,7 +92,6 @@ fn validation_request(key: &str) -> Vec<u8> {
 }
 // ANCHOR_END: validation_request
 
-// ANCHOR: interpret
 /// What the auth service said, reduced to the three cases that matter.
 #[derive(Debug, PartialEq)]
 enum AuthAnswer {
@@ -149,7 +148,6 @@ fn envoy_reason(status: &[u8], body: &[u8]) -> Option<String> {
         _ => None,
     }
 }
-// ANCHOR_END: interpret
 
 impl AuthFilter {
     /// Unix time in milliseconds, the cache's clock.
@@ -222,7 +220,6 @@ impl AuthFilter {
 }
 // ANCHOR_END: ask_auth_service
 
-// ANCHOR: cached
 impl AuthFilter {
     /// The cached answer for this key, if there is a fresh one; otherwise
     /// a call to the auth service, whose answer `remember` caches.
@@ -262,7 +259,6 @@ impl AuthFilter {
         }
     }
 }
-// ANCHOR_END: cached
 
 // ANCHOR: read_answer
 impl AuthFilter {

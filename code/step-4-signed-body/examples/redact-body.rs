@@ -60,7 +60,6 @@ impl RedactBody {
     }
 }
 
-// ANCHOR: redact
 impl HttpContext for RedactBody {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         if !end_of_stream {
@@ -98,4 +97,3 @@ impl HttpContext for RedactBody {
         self.redact()
     }
 }
-// ANCHOR_END: redact

@@ -34,7 +34,6 @@ struct RawConfig {
 }
 // ANCHOR_END: raw_config
 
-// ANCHOR: limits
 /// No secret shorter than this is accepted, whatever the scheme: NIST's
 /// first HMAC standard required a key of at least half the hash's output
 /// (FIPS 198, section 3: L/2, 16 bytes for SHA-256). From this up to the
@@ -50,7 +49,6 @@ pub const MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
 /// Stripe's libraries default to and Slack's documentation asks for.
 pub const DEFAULT_TOLERANCE_SECONDS: u64 = 300;
 pub const MAX_TOLERANCE_SECONDS: u64 = 3600;
-// ANCHOR_END: limits
 
 /// The checked configuration every request of this VM reads.
 pub struct SignatureConfig {

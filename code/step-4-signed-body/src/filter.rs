@@ -27,7 +27,6 @@ pub enum Verdict {
 }
 // ANCHOR_END: verdict
 
-// ANCHOR: filter
 pub struct SignatureFilter {
     config: Option<Rc<SignatureConfig>>,
     verdict: Verdict,
@@ -53,7 +52,6 @@ impl SignatureFilter {
         }
     }
 }
-// ANCHOR_END: filter
 
 impl SignatureFilter {
     /// Answers the client directly and forgets the body check: the request,

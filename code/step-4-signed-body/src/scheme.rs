@@ -9,7 +9,6 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use proxy_wasm::types::Bytes;
 
-// ANCHOR: scheme
 /// The senders this plugin verifies, each as its documentation says.
 pub enum Scheme {
     /// The book's own: `sha256=<hex>` in a header you name, over
@@ -32,7 +31,6 @@ pub enum Scheme {
     /// `whsec_<base64>`.
     StandardWebhooks,
 }
-// ANCHOR_END: scheme
 
 /// What the headers say was signed.
 pub struct Claim {

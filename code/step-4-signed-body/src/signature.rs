@@ -7,7 +7,6 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-// ANCHOR: secret
 /// A shared secret, kept as the HMAC state after absorbing the key: each
 /// request starts from a copy instead of hashing the key again. There is no
 /// `Debug` or `Display`: nothing can print it by accident.
@@ -24,9 +23,7 @@ impl Secret {
         HmacSha256::new_from_slice(key).ok().map(Secret)
     }
 }
-// ANCHOR_END: secret
 
-// ANCHOR: parse_signature
 /// An HMAC-SHA256: 32 bytes.
 pub type Mac = [u8; 32];
 
@@ -51,7 +48,6 @@ fn hex_value(digit: u8) -> Option<u8> {
         _ => None,
     }
 }
-// ANCHOR_END: parse_signature
 
 // ANCHOR: verifier
 /// The MAC of one request under every configured secret, fed chunk by

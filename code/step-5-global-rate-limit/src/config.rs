@@ -6,7 +6,6 @@ use serde::{Deserialize, Deserializer};
 use std::collections::HashSet;
 use std::fmt;
 
-// ANCHOR: raw_config
 /// The JSON the operator writes in the proxy configuration.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +49,6 @@ struct RawService {
     #[serde(default)]
     fail_open: bool,
 }
-// ANCHOR_END: raw_config
 
 fn default_descriptor_key() -> String {
     "api_key_hash".to_owned()

@@ -247,7 +247,6 @@ impl Context for AuthFilter {
 }
 // ANCHOR_END: on_grpc_call_response
 
-// ANCHOR: follow
 impl AuthFilter {
     /// Acts on the service's answer: resume the request, or answer 429.
     fn follow(&mut self, service: &ServiceConfig, answer: &RateLimitResponse) {
@@ -288,7 +287,6 @@ impl AuthFilter {
         }
     }
 }
-// ANCHOR_END: follow
 
 impl HttpContext for AuthFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {

@@ -42,7 +42,6 @@ pub struct Entry {
 }
 // ANCHOR_END: request
 
-// ANCHOR: response
 /// `RateLimitResponse`: the verdict over all descriptors, and one status
 /// per descriptor, in the order they were sent.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -104,7 +103,6 @@ pub struct Duration {
     #[prost(int32, tag = "2")]
     pub nanos: i32,
 }
-// ANCHOR_END: response
 
 impl Unit {
     /// The window in seconds (months and years as the service counts them:

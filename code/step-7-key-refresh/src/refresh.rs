@@ -20,7 +20,6 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// How often the timer ticks: how soon a failed refresh is tried again.
 pub const TICK: Duration = Duration::from_secs(1);
 
-// ANCHOR: answer
 /// What the key service answers: `{"keys": ["...", ...]}`, nothing else.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,7 +47,6 @@ fn check_answer(status: &[u8], body: &[u8]) -> Result<Vec<String>, String> {
     }
     Ok(list.keys)
 }
-// ANCHOR_END: answer
 
 /// The kind of a serde_json error, without its text (which can quote input).
 trait Classify {

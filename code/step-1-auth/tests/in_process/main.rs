@@ -1,14 +1,51 @@
-//! The plugin's cases without a proxy: the release module, loaded into a
-//! host library by `cargo test`, answers each case in milliseconds.
+// ANCHOR: first_test
+//! The plugin's decisions without a proxy: the release module, loaded into
+//! a host library by `cargo test`, answers each request in milliseconds.
 
 // The tests run on your machine, never inside the module.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod cases;
 mod host;
 
+use host::{Outcome, Plugin};
+
+/// No key: the plugin answers 401. A valid key: the request goes on, the
+/// backend would see `x-auth-status: valid`, and the log never names it.
+#[test]
+fn a_valid_key_passes_and_no_key_is_refused() {
+    let mut plugin = match Plugin::start(&host::envoy_configuration()) {
+        Ok(plugin) => plugin,
+        Err(why) => panic!("the plugin did not start: {why}"),
+    };
+    match plugin.send(&[]) {
+        Ok(Outcome::Answered { status, body }) => {
+            assert_eq!(
+                (status, body.as_str()),
+                (401, r#"{"error":"missing API key"}"#)
+            );
+        }
+        other => panic!("no key: {other:?}"),
+    }
+    match plugin.send(&[("x-api-key", b"key-abc123")]) {
+        Ok(Outcome::Passed { headers }) => {
+            let status = (b"x-auth-status".to_vec(), b"valid".to_vec());
+            assert!(headers.contains(&status), "{headers:?}");
+        }
+        other => panic!("a valid key: {other:?}"),
+    }
+    let log = plugin.log.lines();
+    assert!(
+        !log.iter().any(|line| line.contains("key-abc123")),
+        "{log:?}"
+    );
+}
+// ANCHOR_END: first_test
+
+// Every case of `check.sh` the plugin decides, as data (cases.rs).
+mod cases;
+
 use cases::{Expected, CASES};
-use host::{NotStarted, Outcome, Plugin};
+use host::NotStarted;
 
 /// Starts the plugin with the configuration of the folder's `envoy.yaml`.
 fn plugin() -> Plugin {

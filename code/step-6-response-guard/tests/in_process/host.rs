@@ -116,6 +116,7 @@ struct Exchange {
     answer: Option<(u32, Vec<u8>)>,
 }
 
+// ANCHOR: after
 impl Exchange {
     /// What Envoy does with the plugin's answer to a response callback,
     /// with `allow_on_headers_stop_iteration`: `Continue` lets the headers
@@ -130,6 +131,7 @@ impl Exchange {
         }
     }
 }
+// ANCHOR_END: after
 
 impl StreamState for Exchange {
     fn header_map(
