@@ -18,39 +18,8 @@ use harness::stack::{run_check_script, Stack};
 use harness::steps;
 use std::fmt::Write;
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
-/// One line of a check script's output.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Check {
-    pub name: String,
-    pub passed: bool,
-    /// For a failure: what it expected and what it got.
-    pub detail: String,
-}
-
-/// `PASS  name  expected ...` / `FAIL  name  expected X, got Y` lines.
-pub fn parse_checks(output: &str) -> Vec<Check> {
-    output
-        .lines()
-        .filter_map(|line| {
-            let (verdict, rest) = line.split_once("  ")?;
-            let passed = match verdict {
-                "PASS" => true,
-                "FAIL" => false,
-                _ => return None,
-            };
-            let rest = rest.trim_start();
-            let (name, detail) = rest.split_once("  ").unwrap_or((rest, ""));
-            Some(Check {
-                name: name.trim().to_owned(),
-                passed,
-                detail: detail.trim().to_owned(),
-            })
-        })
-        .collect()
-}
+pub use harness::checks::{parse_checks, Check};
 
 /// A step on one host: its checks, or why none could run.
 pub type Outcome = Result<Vec<Check>, String>;
@@ -66,7 +35,9 @@ pub struct Measured {
     /// (host, the import names found in its binary).
     pub hosts: Vec<(String, Vec<String>)>,
     /// Step 1 on Loom, and what Loom logged at warning level or above.
-    pub loom: Option<(Outcome, String)>,
+    /// Loom as it is, then with the book's patches: what each step with
+    /// a `loom.yaml` got there. Empty when Loom was not available.
+    pub loom: Vec<LoomColumn>,
     /// (step, on proxy-wasm-host, on proxy-wasm-java-host); empty when
     /// the libraries were not measured.
     pub libraries: Vec<(String, libraries::LibraryOutcome, libraries::LibraryOutcome)>,
@@ -185,14 +156,62 @@ pub fn names_in_binary(binary: &Path, names: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Step 1 on Loom with `code/step-1-auth/loom.yaml`, as the original
-/// tutorial deploys it (ports moved to free ones; the echo backend is the
-/// one of step 1's Envoy configuration, started beside it).
-pub fn run_step_1_on_loom(loom: &Path) -> (Outcome, String) {
-    let dir = harness::stack::test_dir("compat-loom");
-    let outcome = step_1_on_loom(loom, &dir);
-    let log = std::fs::read_to_string(dir.join("loom.log")).unwrap_or_default();
-    let warnings: Vec<&str> = log
+/// One build of Loom, and what each step with a `loom.yaml` got there.
+pub struct LoomColumn {
+    pub label: String,
+    pub runs: Vec<(String, Outcome)>,
+    /// What Loom logged at warning level or above, first lines, on the
+    /// first step's run.
+    pub warnings: String,
+}
+
+/// Whether a step can run on Loom: it has a `loom.yaml`, the step in
+/// Loom's configuration format.
+pub fn has_loom_configuration(step: &str) -> bool {
+    project::repo_root()
+        .join("code")
+        .join(step)
+        .join("loom.yaml")
+        .is_file()
+}
+
+/// Every step with a `loom.yaml` on `loom` (the step's own configuration,
+/// ports moved to free ones, in front of its Envoy's echo backend).
+pub fn run_steps_on_loom(loom: &Path, label: &str) -> LoomColumn {
+    let mut warnings = None;
+    let runs = steps::all_steps()
+        .into_iter()
+        .filter(|step| has_loom_configuration(step))
+        .map(|step| {
+            let wasm = steps::build(&step);
+            let name = format!("compat-loom-{}", label.len());
+            let outcome = match harness::loom::run_check(loom, &step, &wasm, &name) {
+                Ok(run) => {
+                    warnings.get_or_insert_with(|| warning_lines(&run.log));
+                    let checks = parse_checks(&run.output);
+                    if checks.is_empty() {
+                        Err(format!(
+                            "the check script printed no result: {}",
+                            run.output
+                        ))
+                    } else {
+                        Ok(checks)
+                    }
+                }
+                Err(why) => Err(first_error(&why)),
+            };
+            (step, outcome)
+        })
+        .collect();
+    LoomColumn {
+        label: label.to_owned(),
+        runs,
+        warnings: warnings.unwrap_or_else(|| "none".into()),
+    }
+}
+
+fn warning_lines(log: &str) -> String {
+    let lines: Vec<&str> = log
         .lines()
         .filter(|line| {
             ["\"level\":\"WARN", "\"level\":\"ERROR"]
@@ -201,51 +220,10 @@ pub fn run_step_1_on_loom(loom: &Path) -> (Outcome, String) {
         })
         .take(5)
         .collect();
-    let warnings = if warnings.is_empty() {
+    if lines.is_empty() {
         "none".to_owned()
     } else {
-        warnings.join("\n")
-    };
-    (outcome, warnings)
-}
-
-fn step_1_on_loom(loom: &Path, dir: &Path) -> Outcome {
-    let wasm = steps::build("step-1-auth");
-    let backend = Stack::start("compat-loom-backend", "step-1-auth", &wasm, 1, |_| {})
-        .map_err(|log| format!("the echo backend did not start: {}", first_error(&log)))?;
-    let (port, admin) = (harness::stack::free_port(), harness::stack::free_port());
-    let step_dir = project::repo_root().join("code/step-1-auth");
-    let config = std::fs::read_to_string(step_dir.join("loom.yaml"))
-        .expect("read loom.yaml")
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        .replace("127.0.0.1:9091", &format!("127.0.0.1:{admin}"))
-        .replace(
-            "127.0.0.1:3000",
-            &format!("127.0.0.1:{}", backend.echo_port),
-        )
-        .replace(
-            "./target/wasm32-wasip1/release/step_1_auth.wasm",
-            &wasm.display().to_string(),
-        );
-    std::fs::write(dir.join("loom.yaml"), config).expect("write loom.yaml");
-    let mut command = Command::new(loom);
-    command.arg("-config").arg(dir.join("loom.yaml"));
-    let mut server = harness::process::Server::start("loom", command, &dir.join("loom.log"));
-    let listening = server.wait_for(Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    if listening.is_err() {
-        return Err(format!(
-            "Loom did not listen within 20 s: {}",
-            first_error(&server.log())
-        ));
-    }
-    let (_, output) = run_check_script(&step_dir, &format!("http://127.0.0.1:{port}"));
-    let checks = parse_checks(&output);
-    if checks.is_empty() {
-        Err(format!("the check script printed no result: {output}"))
-    } else {
-        Ok(checks)
+        lines.join("\n")
     }
 }
 
@@ -375,20 +353,40 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
     }
 
     let _ = writeln!(page, "## Loom\n");
-    match (&measured.loom, loom_missing) {
-        (Some((outcome, warnings)), _) => {
-            let _ = writeln!(page, "{LOOM_BEGIN}");
-            let _ = writeln!(
-                page,
-                "Built from source at commit `0e09cd2` and run with `code/step-1-auth/loom.yaml` on {} (book commit `{}`):\n",
-                measured.date, measured.commit
-            );
+    if measured.loom.is_empty() {
+        let kept = previous
+            .split_once(LOOM_BEGIN)
+            .and_then(|(_, rest)| rest.split_once(LOOM_END))
+            .map(|(section, _)| section.trim().to_owned());
+        let why = loom_missing.cloned().unwrap_or_default();
+        let _ = writeln!(
+            page,
+            "Not run this time ({why}). Provide Loom with `LOOM_SOURCE=/path/to/loom-0e09cd2` (a source folder) or `LOOM_SOURCE=/path/to/loom-0e09cd2.tar.gz` (the archive), or `LOOM` and `LOOM_PATCHED` (binaries), then run `cargo xtask compat` again.\n"
+        );
+        let _ = writeln!(page, "{LOOM_BEGIN}");
+        let _ = writeln!(
+            page,
+            "{}",
+            kept.unwrap_or_else(|| "No measurement has been recorded yet.".into())
+        );
+        let _ = writeln!(page, "{LOOM_END}");
+        return page;
+    }
+    let _ = writeln!(page, "{LOOM_BEGIN}");
+    for column in &measured.loom {
+        let _ = writeln!(
+            page,
+            "### {}\n\nBuilt from source at commit `0e09cd2` and run with each step's `loom.yaml` on {} (book commit `{}`):\n",
+            column.label, measured.date, measured.commit
+        );
+        for (step, outcome) in &column.runs {
+            let _ = writeln!(page, "**{step}**\n");
             match outcome {
                 Err(why) => {
-                    let _ = writeln!(page, "```text\n{why}\n```");
+                    let _ = writeln!(page, "```text\n{why}\n```\n");
                 }
                 Ok(checks) => {
-                    let _ = writeln!(page, "| check | Loom |\n|---|---|");
+                    let _ = writeln!(page, "| check | {} |\n|---|---|", column.label);
                     for check in checks {
                         let result = if check.passed {
                             "pass".to_owned()
@@ -397,33 +395,17 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
                         };
                         let _ = writeln!(page, "| {} | {result} |", check.name.replace('|', "\\|"));
                     }
+                    let _ = writeln!(page);
                 }
             }
-            let _ = writeln!(
-                page,
-                "\nWhat Loom logged at warning level or above:\n\n```text\n{warnings}\n```"
-            );
-            let _ = writeln!(page, "{LOOM_END}");
         }
-        (None, why) => {
-            let kept = previous
-                .split_once(LOOM_BEGIN)
-                .and_then(|(_, rest)| rest.split_once(LOOM_END))
-                .map(|(section, _)| section.trim().to_owned());
-            let why = why.cloned().unwrap_or_default();
-            let _ = writeln!(
-                page,
-                "Not run this time ({why}). Provide Loom with `LOOM=/path/to/loom` (a binary), `LOOM_SOURCE=/path/to/loom-0e09cd2` (a source folder) or `LOOM_SOURCE=/path/to/loom-0e09cd2.tar.gz` (the archive), then run `cargo xtask compat` again.\n"
-            );
-            let _ = writeln!(page, "{LOOM_BEGIN}");
-            let _ = writeln!(
-                page,
-                "{}",
-                kept.unwrap_or_else(|| "No measurement has been recorded yet.".into())
-            );
-            let _ = writeln!(page, "{LOOM_END}");
-        }
+        let _ = writeln!(
+            page,
+            "What Loom logged at warning level or above:\n\n```text\n{}\n```\n",
+            column.warnings
+        );
     }
+    let _ = writeln!(page, "{LOOM_END}");
     page
 }
 
@@ -546,34 +528,16 @@ pub fn summary(measured: &Measured) -> String {
         })
         .collect();
     let mut columns: Vec<Vec<String>> = groups.into_iter().map(|(_, v)| v).collect();
-    if let Some((outcome, _)) = &measured.loom {
-        headers.push("Loom 0e09cd2".into());
-        let host = measured.hosts.iter().find(|(h, _)| h == "Loom");
+    for column in &measured.loom {
+        headers.push(column.label.clone());
         columns.push(
             steps
                 .iter()
-                .map(|step| {
-                    if step == "step-1-auth" {
-                        return verdict(outcome);
-                    }
-                    let needs = measured.imports.iter().find(|(s, _)| s == step);
-                    let missing: Vec<String> = match (needs, host) {
-                        (Some((_, needs)), Some((_, held))) => needs
-                            .iter()
-                            .filter(|name| !held.contains(name))
-                            .map(|name| format!("`{name}`"))
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    let missing: Vec<&str> = missing.iter().map(String::as_str).collect();
-                    if missing.is_empty() {
-                        "not run".to_owned()
-                    } else {
-                        format!(
-                            "not run (only step 1 has a Loom configuration); Loom lacks {} of its imports: {}",
-                            missing.len(),
-                            first_few(&missing)
-                        )
+                .map(|step| match column.runs.iter().find(|(s, _)| s == step) {
+                    Some((_, outcome)) => verdict(outcome),
+                    None => {
+                        "not run: it has no `loom.yaml` (Loom's configuration cannot express it)"
+                            .to_owned()
                     }
                 })
                 .collect(),

@@ -5,7 +5,7 @@
 //!
 //! Usage: compat --out PAGE --commit SHA --date DATE
 //!               --envoy VERSION=PATH ... (oldest first)
-//!               (--loom PATH | --no-loom WHY)
+//!               (--loom PATH --loom-patched PATH | --no-loom WHY)
 //!        compat --check   (the page against this run; see check.rs)
 
 use compat::libraries::LibraryOutcome;
@@ -32,6 +32,7 @@ fn main() {
     let (mut out, mut commit, mut date) = (None, String::new(), String::new());
     let mut releases: Vec<(String, PathBuf)> = Vec::new();
     let mut loom: Result<PathBuf, String> = Err("not given".into());
+    let mut loom_patched: Option<PathBuf> = None;
     while let Some(flag) = args.next() {
         let value = args
             .next()
@@ -45,6 +46,7 @@ fn main() {
                 releases.push((version.to_owned(), PathBuf::from(path)));
             }
             "--loom" => loom = Ok(PathBuf::from(value)),
+            "--loom-patched" => loom_patched = Some(PathBuf::from(value)),
             "--no-loom" => loom = Err(value),
             _ => panic!("unknown option {flag}"),
         }
@@ -73,19 +75,22 @@ fn main() {
             compat::names_in_binary(envoy, &all),
         ));
     }
-    measured.loom = match &loom {
-        Ok(binary) => {
-            eprintln!("==> Loom: step 1 as the original tutorial deploys it");
+    match (&loom, &loom_patched) {
+        (Ok(binary), Some(patched)) => {
+            eprintln!(
+                "==> Loom, as it is and with the book's patches: every step with a loom.yaml"
+            );
             measured
                 .hosts
                 .push(("Loom".into(), compat::names_in_binary(binary, &all)));
-            Some(compat::run_step_1_on_loom(binary))
+            measured.loom = vec![
+                compat::run_steps_on_loom(binary, "Loom 0e09cd2"),
+                compat::run_steps_on_loom(patched, "Loom 0e09cd2 + the book's patches"),
+            ];
         }
-        Err(why) => {
-            eprintln!("==> Loom not run: {why}");
-            None
-        }
-    };
+        (Err(why), _) => eprintln!("==> Loom not run: {why}"),
+        (Ok(_), None) => panic!("--loom needs --loom-patched"),
+    }
     eprintln!("==> the steps on two host libraries, without a proxy");
     measured.libraries = libraries();
     let page = compat::page(&measured, &previous, loom.as_ref().err());

@@ -249,6 +249,9 @@ pub fn normalise_output(text: &str) -> String {
             if lower.starts_with("date: ") {
                 return "date: <date>".to_owned();
             }
+            if lower.starts_with("x-request-id: ") {
+                return "x-request-id: <id>".to_owned();
+            }
             // `cargo test`'s summary ends with its time.
             if let Some((summary, _)) = line.split_once("; finished in ") {
                 return format!("{summary}; finished in <time>");

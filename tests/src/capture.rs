@@ -141,6 +141,24 @@ pub fn check_or_update_stats(relative: &str, actual: &str) {
     );
 }
 
+/// A command's output as a reader's terminal shows it (dates, request ids
+/// and curl's version vary: they are compared as placeholders).
+pub fn check_or_update_output(relative: &str, actual: &str) {
+    let path = paths::repo_root().join("src/captured").join(relative);
+    if updating() {
+        std::fs::create_dir_all(path.parent().expect("capture has a parent"))
+            .expect("create capture directory");
+        std::fs::write(&path, actual).expect("write capture");
+        return;
+    }
+    let committed = committed(&path);
+    assert!(
+        crate::book::normalise_output(&committed) == crate::book::normalise_output(actual),
+        "{} is out of date; run `cargo xtask capture` to refresh it.\n--- committed\n{committed}\n--- now\n{actual}",
+        path.display()
+    );
+}
+
 /// Envoy log lines as a reader's terminal shows them, compared without
 /// what changes from run to run (the time, the thread, the source line).
 pub fn check_or_update_log(relative: &str, lines: &[&str]) {

@@ -4,6 +4,7 @@
 pub mod book;
 pub mod broken_service;
 pub mod capture;
+pub mod checks;
 pub mod envoy;
 pub mod file_server;
 pub mod http;
@@ -11,6 +12,7 @@ pub mod http2;
 pub mod in_process_cases;
 pub mod key_service;
 pub mod load;
+pub mod loom;
 pub mod paths;
 pub mod process;
 pub mod rate_limit;

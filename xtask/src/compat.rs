@@ -6,13 +6,8 @@
 
 use crate::run::{self, root, Result};
 use crate::{test, tools};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-/// Loom at the commit the book measured, as a source archive (the Go
-/// module proxy refuses the module itself).
-const LOOM_COMMIT: &str = "0e09cd2";
-const LOOM_ARCHIVE: &str = "../shared/hosts/loom-0e09cd2.tar.gz";
 
 pub fn run() -> Result {
     test::ensure_harness_tools()?;
@@ -23,7 +18,10 @@ pub fn run() -> Result {
         let binary = envoy_release(&version)?;
         releases.push((version, binary));
     }
-    let loom = loom_binary();
+    let loom = match crate::loom::available() {
+        Ok(()) => Ok((crate::loom::unpatched()?, crate::loom::patched()?)),
+        Err(why) => Err(why),
+    };
     if let Err(why) = &loom {
         run::step(&format!("Loom is not available: {why}"));
     }
@@ -61,7 +59,11 @@ pub fn run() -> Result {
             .arg(format!("{version}={}", binary.display()));
     }
     match &loom {
-        Ok(binary) => command.arg("--loom").arg(binary),
+        Ok((plain, patched)) => command
+            .arg("--loom")
+            .arg(plain)
+            .arg("--loom-patched")
+            .arg(patched),
         Err(why) => command.arg("--no-loom").arg(why),
     };
     run::status(command)
@@ -88,63 +90,6 @@ fn envoy_release(version: &str) -> Result<PathBuf> {
         &project::envoy::releases_dir().join(format!("{version}.txt")),
     )?;
     Ok(envoy)
-}
-
-/// `$LOOM` (a binary), or Loom built from `$LOOM_SOURCE` (a source folder
-/// or archive) or from the archive beside the repository, once, into
-/// `.tools/loom-<commit>/`.
-fn loom_binary() -> Result<PathBuf> {
-    if let Some(binary) = std::env::var_os("LOOM") {
-        return Ok(PathBuf::from(binary));
-    }
-    let built = project::tools_dir()
-        .join(format!("loom-{LOOM_COMMIT}"))
-        .join("loom");
-    if built.is_file() {
-        return Ok(built);
-    }
-    let source = std::env::var_os("LOOM_SOURCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(LOOM_ARCHIVE));
-    if !source.exists() {
-        return Err(format!(
-            "no LOOM binary, and no Loom source at {} (set LOOM=/path/to/loom, or LOOM_SOURCE to a source folder or to loom-{LOOM_COMMIT}.tar.gz)",
-            source.display()
-        ));
-    }
-    let folder = if source.is_dir() {
-        source
-    } else {
-        extract(&source)?
-    };
-    run::step(&format!(
-        "building Loom from {} (about a minute)",
-        folder.display()
-    ));
-    let mut command = Command::new("go");
-    command
-        .args(["build", "-o"])
-        .arg(&built)
-        .arg("./cmd/loom")
-        .env("GOFLAGS", "-mod=mod")
-        .current_dir(&folder);
-    run::status(command).map_err(|e| format!("Loom did not build: {e}"))?;
-    Ok(built)
-}
-
-fn extract(archive: &Path) -> Result<PathBuf> {
-    let into = project::tools_dir().join("loom-source");
-    let _ = std::fs::remove_dir_all(&into);
-    std::fs::create_dir_all(&into).map_err(|e| e.to_string())?;
-    let mut command = Command::new("tar");
-    command.arg("-xzf").arg(archive).arg("-C").arg(&into);
-    run::status(command)?;
-    std::fs::read_dir(&into)
-        .map_err(|e| e.to_string())?
-        .filter_map(|entry| entry.ok())
-        .map(|entry| entry.path())
-        .find(|path| path.join("go.mod").is_file())
-        .ok_or_else(|| format!("{} holds no Go module", archive.display()))
 }
 
 /// The commit measured; `-dirty` when the working tree had changes (as it

@@ -5,6 +5,7 @@ mod bench;
 mod book;
 mod capture;
 mod compat;
+mod loom;
 mod preprocess;
 mod run;
 mod steps;

@@ -7,7 +7,6 @@ use proxy_wasm::types::Status;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, UNIX_EPOCH};
 
-// ANCHOR: window
 /// Where `now` falls in the fixed windows of `window_seconds` that start at
 /// the Unix epoch: the window's number, and the whole seconds until it ends
 /// (rounded up, so waiting that long always reaches the next window).
@@ -18,7 +17,6 @@ pub fn window_at(now: Duration, window_seconds: u64) -> (u64, u64) {
     let seconds_left = left.as_secs() + u64::from(left.subsec_nanos() > 0);
     (index, seconds_left.max(1))
 }
-// ANCHOR_END: window
 
 // ANCHOR: counter
 /// One key's entry in shared data: which window it counts, and how many

@@ -59,7 +59,6 @@ impl AuthFilter {
     }
 }
 
-// ANCHOR: read_key
 enum KeyHeader<'a> {
     Missing,
     /// Sent more than once: refused even when one of them is valid, because
@@ -82,7 +81,6 @@ fn read_key(values: &[Bytes]) -> KeyHeader<'_> {
         _ => KeyHeader::Repeated,
     }
 }
-// ANCHOR_END: read_key
 
 // ANCHOR: validation_request
 /// `{"key": "..."}`, built by serde_json: a key containing `"` or `\` is

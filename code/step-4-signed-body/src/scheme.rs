@@ -121,7 +121,6 @@ impl Scheme {
         }
     }
 
-    // ANCHOR: secret_rules
     /// Below this many bytes a secret is accepted with a warning: for the
     /// hex schemes, SHA-256's output length (RFC 2104, section 3, calls
     /// shorter keys "strongly discouraged"); for Standard Webhooks, the 24
@@ -142,7 +141,6 @@ impl Scheme {
             _ => Some(secret.as_bytes().to_vec()),
         }
     }
-    // ANCHOR_END: secret_rules
 
     // ANCHOR: read
     /// What the headers claim, read exactly as the sender writes them.

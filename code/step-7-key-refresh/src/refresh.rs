@@ -86,7 +86,6 @@ impl Refresher {
         self.config.every
     }
 
-    // ANCHOR: tick
     /// Asks the key service for the list when a refresh is due and no call
     /// is still out.
     pub fn tick(&mut self, now_ms: u64) {
@@ -115,7 +114,6 @@ impl Refresher {
             }
         }
     }
-    // ANCHOR_END: tick
 
     /// Handles the answer to `token`, if it is this refresher's call.
     /// Returns whether it was.
