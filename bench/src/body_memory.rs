@@ -41,7 +41,7 @@ fn received_bytes(stack: &Stack) -> u64 {
         .unwrap_or(0)
 }
 
-pub fn measure(wasm: &Path, quick: bool) -> Value {
+pub fn measure(step: &str, wasm: &Path, quick: bool) -> Value {
     let json = json!({
         "scheme": "custom",
         "signature_header": "x-signature-256",
@@ -49,13 +49,9 @@ pub fn measure(wasm: &Path, quick: bool) -> Value {
         "max_body_bytes": 1_048_576,
     })
     .to_string();
-    let stack = Stack::start(
-        "bench-body-memory",
-        "step-4-signed-body",
-        wasm,
-        2,
-        |config| config.set_plugin_configuration(&json),
-    )
+    let stack = Stack::start("bench-body-memory", step, wasm, 2, |config| {
+        config.set_plugin_configuration(&json)
+    })
     .unwrap_or_else(|log| panic!("{log}"));
     let chunk = vec![b'x'; 100_000];
     let signature = format!("sha256={}", "0".repeat(64));
@@ -193,37 +189,17 @@ fn upstream_received_bytes(stack: &Stack) -> u64 {
 
 /// Step 6 holding concurrent JSON responses of `RESPONSE_BYTES` that never
 /// end: Envoy's memory after each step, as `measure` does for step 4.
-pub fn measure_responses(wasm: &Path, quick: bool) -> Value {
+pub fn measure_responses(step: &str, wasm: &Path, quick: bool) -> Value {
     let json = json!({
         "remove_fields": ["password_hash"],
         "max_body_bytes": 1_000_000,
     })
     .to_string();
     let backend = HeldBackend::start();
-    let stack = Stack::start(
-        "bench-response-memory",
-        "step-6-response-guard",
-        wasm,
-        2,
-        |config| {
-            config.set_plugin_configuration(&json);
-            // The backend cluster's endpoint is the config's last one.
-            let endpoint = config
-                .text()
-                .lines()
-                .rfind(|line| line.trim_start().starts_with("- endpoint: "))
-                .expect("step 6's backend cluster")
-                .to_owned();
-            let indent = &endpoint[..endpoint.len() - endpoint.trim_start().len()];
-            config.replace_once(
-                &endpoint,
-                &format!(
-                    "{indent}- endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}",
-                    backend.port
-                ),
-            );
-        },
-    )
+    let stack = Stack::start("bench-response-memory", step, wasm, 2, |config| {
+        config.set_plugin_configuration(&json);
+        config.set_backend_port(backend.port);
+    })
     .unwrap_or_else(|log| panic!("{log}"));
     let rows = pile_up(
         &stack,

@@ -9,34 +9,7 @@ use harness::rate_limit::Redis;
 use std::time::Duration;
 
 /// What a configuration's filter must be seen doing.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Acts {
-    /// Nothing: the do-nothing plugin, the floor of every Wasm plugin.
-    Nothing,
-    /// Refuses a request without a key (or signature) with a 4xx.
-    Refuses,
-    /// Step 2: counts each request in shared data, so the `ratelimit`
-    /// header's remaining count drops by one per request.
-    CountsInSharedData,
-    /// local_ratelimit: counts in token buckets, so the proof key's bucket
-    /// of two is empty on the third request (429).
-    EmptiesItsBucket,
-    /// Step 5, either way: the rate limit service counts each request in
-    /// Redis.
-    CountsInRedis,
-    /// Step 3 without a cache: asks the auth service (the sink listener's
-    /// `/validate`) for every request.
-    AsksTheAuthService,
-    /// Step 3 with a cache: after the first request, answers from it (the
-    /// plugin's `cache.hit` counter grows).
-    AnswersFromItsCache,
-    /// Step 6: the field the unchecked route's response has is gone from
-    /// the checked route's.
-    RemovesFields,
-    /// Step 7: once the refresher has published the list, lets the key
-    /// through and refuses a request without one.
-    RefusesOnceRefreshed,
-}
+pub use project::step::Acts;
 
 /// The ways a key can arrive that step 1 refuses, each beside the plain
 /// valid key (which every key check must let through), for the refusal

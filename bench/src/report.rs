@@ -214,27 +214,23 @@ pub fn write(out: &Path, results: &Value) {
 /// the naive variant's cost grows with the key set, step 1's does not.
 fn keys_chart(cpu: &[Value]) -> String {
     use plotters::prelude::*;
-    let series = |prefix: &str| -> Vec<(f64, f64)> {
-        cpu.iter()
-            .filter(|row| {
-                row["group"] == "keys"
-                    && row["name"].as_str().is_some_and(|n| n.starts_with(prefix))
-            })
-            .map(|row| (us(&row["keys"]), us(&row["added_us"]).max(0.1)))
-            .collect()
-    };
-    let lines = [
-        (
-            "step 1 (shared key set)",
-            RGBColor(0x2b, 0x6c, 0xb0),
-            series("step 1,"),
-        ),
-        (
-            "a copy of the keys per request",
-            RGBColor(0xc5, 0x30, 0x30),
-            series("keys copied per request,"),
-        ),
-    ];
+    // One line per `chart` label, in the order the rows come.
+    type Line = (String, RGBColor, Vec<(f64, f64)>);
+    let mut lines: Vec<Line> = Vec::new();
+    let colours = [RGBColor(0x2b, 0x6c, 0xb0), RGBColor(0xc5, 0x30, 0x30)];
+    for row in cpu {
+        let Some(label) = row["chart"].as_str() else {
+            continue;
+        };
+        let point = (us(&row["keys"]), us(&row["added_us"]).max(0.1));
+        match lines.iter_mut().find(|(l, _, _)| l == label) {
+            Some((_, _, points)) => points.push(point),
+            None => {
+                let colour = colours[lines.len() % colours.len()];
+                lines.push((label.to_owned(), colour, vec![point]));
+            }
+        }
+    }
     let y_max = lines
         .iter()
         .flat_map(|(_, _, points)| points.iter().map(|p| p.1))
@@ -267,7 +263,7 @@ fn keys_chart(cpu: &[Value]) -> String {
                         points.iter().copied(),
                         colour.stroke_width(2),
                     ))?
-                    .label(*label)
+                    .label(label.as_str())
                     .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
                     });
@@ -307,32 +303,79 @@ fn memory_table(first_column: &str, rows: &Value, count: &str) -> String {
     table
 }
 
+/// Whether a row's instruction results put it in `table` (its
+/// configuration's tables, by their names in rows.rs).
+fn in_table(row: &Value, table: &str) -> bool {
+    row["tables"]
+        .as_array()
+        .is_some_and(|tables| tables.iter().any(|t| t == table))
+}
+
+/// How a key check answered the bad requests (all but the first, the
+/// plain valid key): each refused with one of the statuses its refusals
+/// use, or not.
+#[derive(PartialEq)]
+enum Refusals {
+    Every,
+    /// These inputs got a 200 or another status that is not a refusal.
+    NotEvery(Vec<u64>),
+    /// A 5xx, or no answer: an error, not a refusal.
+    Error(u64),
+    /// The valid key was not let through.
+    ValidKeyNotLetThrough(u64),
+    /// The row has no refusal statuses (it is not a key check).
+    NotMeasured,
+}
+
+fn refused(row: &Value) -> (Refusals, Vec<bool>) {
+    let (Some(statuses), Some(refusing)) =
+        (row["refusals"].as_array(), row["refuses_with"].as_array())
+    else {
+        return (Refusals::NotMeasured, Vec::new());
+    };
+    let statuses: Vec<u64> = statuses.iter().map(|s| s.as_u64().unwrap_or(0)).collect();
+    let is_refusal = |status: &u64| refusing.iter().any(|r| r.as_u64() == Some(*status));
+    let each: Vec<bool> = statuses.iter().skip(1).map(is_refusal).collect();
+    let verdict = if statuses.first() != Some(&200) {
+        Refusals::ValidKeyNotLetThrough(statuses.first().copied().unwrap_or(0))
+    } else if let Some(error) = statuses.iter().find(|s| **s >= 500 || **s == 0) {
+        Refusals::Error(*error)
+    } else if each.iter().all(|r| *r) {
+        Refusals::Every
+    } else {
+        let let_through = statuses
+            .iter()
+            .skip(1)
+            .filter(|s| !is_refusal(s))
+            .copied()
+            .collect();
+        Refusals::NotEvery(let_through)
+    };
+    (verdict, each)
+}
+
 /// What each key check answered for each way a key can arrive
 /// (`proof::KEY_INPUTS`): a 200 for anything but the plain valid key is in
-/// bold, since that request got past the check. Step 1's builds that
-/// change only what happens after the decision, or the key count, answer
-/// as step 1 does and are left to the candidate table.
+/// bold, since that request got past the check; the last column says
+/// whether every bad request got one of the statuses the row's refusals
+/// use (a 5xx is an error, never a refusal).
 fn refusal_table(rows: &Value) -> String {
     let inputs = crate::proof::KEY_INPUTS;
     let mut table = String::from("| configuration |");
     for (heading, _) in inputs {
         let _ = write!(table, " {heading} |");
     }
-    table.push_str("\n|---|");
-    table.push_str(&"---|".repeat(inputs.len()));
+    table.push_str(" refuses every bad key |\n|---|");
+    table.push_str(&"---|".repeat(inputs.len() + 1));
     table.push('\n');
     for row in rows.as_array().into_iter().flatten() {
         let Some(statuses) = row["refusals"].as_array() else {
             continue;
         };
-        let name = row["name"].as_str().unwrap_or("");
-        if ["key check only", "without its", "100000"]
-            .iter()
-            .any(|part| name.contains(part))
-        {
+        if !in_table(row, "Refusals") {
             continue;
         }
-        let _ = write!(table, "| {name} |");
+        let _ = write!(table, "| {} |", row["name"].as_str().unwrap_or(""));
         for (i, status) in statuses.iter().enumerate() {
             let status = status.as_u64().unwrap_or(0);
             if status == 200 && i > 0 {
@@ -341,60 +384,73 @@ fn refusal_table(rows: &Value) -> String {
                 let _ = write!(table, " {status} |");
             }
         }
-        table.push('\n');
+        let verdict = match refused(row).0 {
+            Refusals::Every => "yes".to_owned(),
+            Refusals::NotEvery(statuses) => format!(
+                "**no** ({})",
+                statuses
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Refusals::Error(status) => format!("**error** ({status})"),
+            Refusals::ValidKeyNotLetThrough(status) => {
+                format!("**no**: the valid key got {status}")
+            }
+            Refusals::NotMeasured => "not measured".to_owned(),
+        };
+        let _ = writeln!(table, " {verdict} |");
     }
     table
 }
 
-/// Step 1 and its candidate builds (the instruction rows named "step 1 ..."
-/// but for the 100,000-key row): what each adds over the floor, against
-/// step 1's own work, and whether it still refuses every input step 1
-/// refuses.
+/// Part one's step and its candidate builds: what each adds over the
+/// floor, against the step's own work, and whether it still refuses every
+/// input the step refuses (with a status its refusals use).
 fn candidate_table(rows: &Value) -> String {
     let rows: Vec<&Value> = rows.as_array().into_iter().flatten().collect();
-    let named = |name: &str| rows.iter().find(|row| row["name"] == name);
+    let find = |table: &str| rows.iter().find(|row| in_table(row, table));
     let added = |row: &Value| row["added"].as_f64().unwrap_or(f64::NAN);
-    let (Some(floor), Some(step_1)) = (named(crate::DOES_NOTHING), named(crate::STEP_1)) else {
+    let (Some(floor), Some(reference)) = (find("Floor"), find("Reference")) else {
         return String::new();
     };
     if floor["counted"] == false {
         return String::from("Quick mode: the floor was not counted.\n");
     }
     let floor = added(floor);
-    let own = added(step_1) - floor;
-    // The inputs step 1 refuses (all but the plain valid key).
-    let refused = |row: &Value| -> Vec<bool> {
-        row["refusals"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .skip(1)
-            .map(|status| status.as_u64().unwrap_or(0) >= 400)
-            .collect()
-    };
-    let must_refuse = refused(step_1);
+    let own = added(reference) - floor;
+    let (_, must_refuse) = refused(reference);
     let mut table = String::from(
         "| candidate | added over the floor | of step 1's own work | refuses all step 1 refuses |\n|---|---|---|---|\n",
     );
-    for row in rows.iter().filter(|row| {
-        let name = row["name"].as_str().unwrap_or("");
-        name.starts_with("step 1") && !name.contains("100000")
-    }) {
+    for row in rows.iter().filter(|row| in_table(row, "Candidate")) {
         if row["counted"] == false {
             continue;
         }
         let over = added(row) - floor;
-        let keeps = refused(row)
-            .iter()
-            .zip(&must_refuse)
-            .all(|(refuses, must)| *refuses || !*must);
+        let (verdict, refuses) = refused(row);
+        let keeps = match verdict {
+            Refusals::Error(status) => format!("**error** ({status})"),
+            Refusals::ValidKeyNotLetThrough(status) => {
+                format!("**no**: the valid key got {status}")
+            }
+            Refusals::NotMeasured => "not measured".to_owned(),
+            Refusals::Every | Refusals::NotEvery(_) => {
+                let all = refuses.len() == must_refuse.len()
+                    && refuses
+                        .iter()
+                        .zip(&must_refuse)
+                        .all(|(r, must)| *r || !*must);
+                if all { "yes" } else { "**no**" }.to_owned()
+            }
+        };
         let _ = writeln!(
             table,
-            "| {} | {} | {:.0} % | {} |",
+            "| {} | {} | {:.0} % | {keeps} |",
             row["name"].as_str().unwrap_or(""),
             thousands(&json!(over)),
             100.0 * over / own,
-            if keeps { "yes" } else { "**no**" }
         );
     }
     table

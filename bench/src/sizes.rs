@@ -34,7 +34,7 @@ pub fn steps() -> Value {
 /// CARGO_PROFILE_RELEASE_* variables override Cargo.toml), plus wasm-opt
 /// from Debian's binaryen package on the book's build when it is installed.
 pub fn profile_variants() -> Value {
-    let step = project::step::Step::named("step-1-auth").unwrap_or_else(|why| panic!("{why}"));
+    let step = project::step::Step::part_one();
     let variants: [(&str, &[(&str, &str)]); 6] = [
         (
             "as in the book (opt-level z, lto, codegen-units 1, panic abort, strip)",

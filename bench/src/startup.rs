@@ -79,7 +79,7 @@ fn median(values: Vec<f64>) -> f64 {
 /// Starts every configuration `starts` times at each worker count,
 /// interleaved, and reports medians. The first configuration is the
 /// baseline without a Wasm filter.
-pub fn measure(configurations: &[(&str, Filter)], rate_limit_port: u16, starts: usize) -> Value {
+pub fn measure(configurations: &[(&str, &Filter)], rate_limit_port: u16, starts: usize) -> Value {
     // [configuration][worker count] -> starts
     let mut seen: Vec<[Vec<Start>; 2]> = configurations.iter().map(|_| [vec![], vec![]]).collect();
     for _ in 0..starts {

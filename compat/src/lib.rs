@@ -24,7 +24,7 @@ pub use harness::checks::{parse_checks, Check};
 /// A step on one host: its checks, or why none could run.
 pub type Outcome = Result<Vec<Check>, String>;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct Measured {
     pub commit: String,
     pub date: String,
@@ -41,15 +41,90 @@ pub struct Measured {
     /// (step, on proxy-wasm-host, on proxy-wasm-java-host); empty when
     /// the libraries were not measured.
     pub libraries: Vec<(String, libraries::LibraryOutcome, libraries::LibraryOutcome)>,
+    /// Steps measured on their own since (`cargo xtask compat --step`):
+    /// (step, when and at which commit, on which releases).
+    pub later: Vec<(String, String, Vec<String>)>,
 }
 
-/// Every step, with its own configuration and check script, on `envoy`.
-pub fn run_steps_on_envoy(version: &str, envoy: &Path) -> (String, Vec<(String, Outcome)>) {
+impl Measured {
+    /// Where the measurements are kept: beside the page.
+    pub fn path() -> std::path::PathBuf {
+        project::repo_root().join("src/captured/host-compatibility.json")
+    }
+
+    pub fn read() -> Result<Measured, String> {
+        let path = Measured::path();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{}: {e}; run `cargo xtask compat`", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The measurements, the page and its summary, written together.
+    pub fn write(&self) -> Result<(), String> {
+        let json = serde_json::to_string_pretty(self).map_err(|e| e.to_string())? + "\n";
+        for (path, text) in [
+            (Measured::path(), json),
+            (page_path(), page(self)),
+            (summary_path(), summary(self)),
+        ] {
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// `other`'s measurements of `step` in place of these ones: on the
+    /// releases `other` ran, on Loom and the libraries; on a release
+    /// `other` did not run, the step is left unmeasured.
+    pub fn replace_step(&mut self, step: &str, other: Measured) {
+        for (release, runs) in &mut self.envoy {
+            runs.retain(|(s, _)| s != step);
+            if let Some((_, new)) = other.envoy.iter().find(|(r, _)| r == release) {
+                runs.extend(new.iter().filter(|(s, _)| s == step).cloned());
+            }
+        }
+        self.imports.retain(|(s, _)| s != step);
+        self.imports.extend(other.imports);
+        self.imports.sort();
+        for column in &mut self.loom {
+            column.runs.retain(|(s, _)| s != step);
+            if let Some(new) = other.loom.iter().find(|c| c.label == column.label) {
+                column
+                    .runs
+                    .extend(new.runs.iter().filter(|(s, _)| s == step).cloned());
+            }
+        }
+        self.libraries.retain(|(s, _, _)| s != step);
+        self.libraries.extend(other.libraries);
+        self.libraries.sort_by(|a, b| a.0.cmp(&b.0));
+        self.later.retain(|(s, _, _)| s != step);
+        let releases = other.envoy.iter().map(|(r, _)| r.clone()).collect();
+        self.later.push((
+            step.to_owned(),
+            format!("{} at commit `{}`", other.date, other.commit),
+            releases,
+        ));
+    }
+}
+
+pub fn page_path() -> std::path::PathBuf {
+    project::repo_root().join("src/captured/host-compatibility.md")
+}
+
+pub fn summary_path() -> std::path::PathBuf {
+    project::repo_root().join("src/captured/host-compatibility-summary.md")
+}
+
+/// `steps`, each with its own configuration and check script, on `envoy`.
+pub fn run_steps_on_envoy(
+    names: &[String],
+    version: &str,
+    envoy: &Path,
+) -> (String, Vec<(String, Outcome)>) {
     // The harness reads the Envoy to run from $ENVOY; this binary runs
     // one release at a time, on one thread.
     std::env::set_var("ENVOY", envoy);
     let mut results = Vec::new();
-    for step in steps::all_steps() {
+    for step in names.iter().cloned() {
         let wasm = steps::build(&step);
         let name = format!("compat-{version}-{step}");
         // Step 5 counts in the rate limit service: a fresh Redis and
@@ -113,11 +188,12 @@ fn first_error(log: &str) -> String {
     }
 }
 
-/// The functions each step's module imports from its host, read from the
-/// `.wasm` (as `module.name`).
-pub fn step_imports() -> Vec<(String, Vec<String>)> {
-    steps::all_steps()
-        .into_iter()
+/// The functions each of `steps`' modules imports from its host, read
+/// from the `.wasm` (as `module.name`).
+pub fn step_imports(names: &[String]) -> Vec<(String, Vec<String>)> {
+    names
+        .iter()
+        .cloned()
         .map(|step| {
             let wasm = steps::build(&step);
             let bytes = std::fs::read(&wasm).expect("read the module");
@@ -157,8 +233,11 @@ pub fn names_in_binary(binary: &Path, names: &[String]) -> Vec<String> {
 }
 
 /// One build of Loom, and what each step with a `loom.yaml` got there.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct LoomColumn {
     pub label: String,
+    /// When and at which commit it was measured.
+    pub measured: String,
     pub runs: Vec<(String, Outcome)>,
     /// What Loom logged at warning level or above, first lines, on the
     /// first step's run.
@@ -175,13 +254,15 @@ pub fn has_loom_configuration(step: &str) -> bool {
         .is_file()
 }
 
-/// Every step with a `loom.yaml` on `loom` (the step's own configuration,
-/// ports moved to free ones, in front of its Envoy's echo backend).
-pub fn run_steps_on_loom(loom: &Path, label: &str) -> LoomColumn {
+/// Each of `steps` with a `loom.yaml` on `loom` (the step's own
+/// configuration, ports moved to free ones, in front of its Envoy's echo
+/// backend); `measured` says when.
+pub fn run_steps_on_loom(names: &[String], loom: &Path, label: &str, measured: &str) -> LoomColumn {
     let mut warnings = None;
-    let runs = steps::all_steps()
-        .into_iter()
+    let runs = names
+        .iter()
         .filter(|step| has_loom_configuration(step))
+        .cloned()
         .map(|step| {
             let wasm = steps::build(&step);
             let name = format!("compat-loom-{}", label.len());
@@ -205,6 +286,7 @@ pub fn run_steps_on_loom(loom: &Path, label: &str) -> LoomColumn {
         .collect();
     LoomColumn {
         label: label.to_owned(),
+        measured: measured.to_owned(),
         runs,
         warnings: warnings.unwrap_or_else(|| "none".into()),
     }
@@ -227,12 +309,8 @@ fn warning_lines(log: &str) -> String {
     }
 }
 
-const LOOM_BEGIN: &str = "<!-- loom:begin -->";
-const LOOM_END: &str = "<!-- loom:end -->";
-
-/// The page. Without a Loom run, the Loom section of `previous` (the last
-/// measured one, with its date and commit) is kept, with how to provide Loom.
-pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) -> String {
+/// The page, written from the measurements.
+pub fn page(measured: &Measured) -> String {
     let mut page = String::new();
     let releases: Vec<&str> = measured.envoy.iter().map(|(v, _)| v.as_str()).collect();
     let _ = writeln!(
@@ -240,6 +318,13 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
         "Measured on {} at commit `{}`.\n",
         measured.date, measured.commit
     );
+    for (step, when, on) in &measured.later {
+        let _ = writeln!(
+            page,
+            "{step} measured on its own on {when}, on Envoy {}; \"not measured\" marks the releases a full `cargo xtask compat` runs it on.\n",
+            on.join(", ")
+        );
+    }
     let _ = writeln!(page, "## Each step on each Envoy release\n");
     let _ = writeln!(
         page,
@@ -249,13 +334,13 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
         let _ = writeln!(page, "### {step}\n");
         let _ = writeln!(page, "| check | {} |", releases.join(" | "));
         let _ = writeln!(page, "|---|{}", "---|".repeat(releases.len()));
-        let outcomes: Vec<&Outcome> = measured
+        let outcomes: Vec<Option<&Outcome>> = measured
             .envoy
             .iter()
-            .filter_map(|(_, runs)| runs.iter().find(|(s, _)| *s == step).map(|(_, o)| o))
+            .map(|(_, runs)| runs.iter().find(|(s, _)| *s == step).map(|(_, o)| o))
             .collect();
         let mut names: Vec<String> = Vec::new();
-        for checks in outcomes.iter().filter_map(|o| o.as_ref().ok()) {
+        for checks in outcomes.iter().flatten().filter_map(|o| o.as_ref().ok()) {
             for check in checks {
                 if !names.contains(&check.name) {
                     names.push(check.name.clone());
@@ -266,8 +351,9 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
             let cells: Vec<String> = outcomes
                 .iter()
                 .map(|outcome| match outcome {
-                    Err(_) => "not run".into(),
-                    Ok(checks) => match checks.iter().find(|c| &c.name == name) {
+                    None => "not measured".into(),
+                    Some(Err(_)) => "not run".into(),
+                    Some(Ok(checks)) => match checks.iter().find(|c| &c.name == name) {
                         Some(c) if c.passed => "pass".into(),
                         Some(c) => failure_cell(c),
                         None => "·".into(),
@@ -282,7 +368,7 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
             );
         }
         for ((version, _), outcome) in measured.envoy.iter().zip(&outcomes) {
-            if let Err(why) = outcome {
+            if let Some(Err(why)) = outcome {
                 let _ = writeln!(page, "\nEnvoy {version} did not run {step}: `{why}`");
             }
         }
@@ -331,7 +417,7 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
         let _ = writeln!(page, "## Two host libraries, without a proxy\n");
         let _ = writeln!(
             page,
-            "Each Rust step's own in-process tests (`cargo test` in its folder, `tests/in_process/`) on {}; the Go module loaded there. Step 1's API-key cases (`tests/in_process/cases.rs`) on {} (Chicory), driven by `compat/java-host/`, with calls answered as each step's stand-in services answer them and the library's `SimpleSharedDataHandler` as shared data.\n",
+            "Each Rust step's own in-process tests (`cargo test` in its folder, `tests/in_process/`) on {}; the Go module loaded there. On {} (Chicory), driven by `compat/java-host/`, the shared cases a step's description names (step 1's API-key cases, step 4's signed bodies), with calls answered as each step's stand-in services answer them and the library's `SimpleSharedDataHandler` as shared data.\n",
             libraries::WASMTIME_LIBRARY,
             libraries::JAVA_LIBRARY
         );
@@ -354,30 +440,17 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
 
     let _ = writeln!(page, "## Loom\n");
     if measured.loom.is_empty() {
-        let kept = previous
-            .split_once(LOOM_BEGIN)
-            .and_then(|(_, rest)| rest.split_once(LOOM_END))
-            .map(|(section, _)| section.trim().to_owned());
-        let why = loom_missing.cloned().unwrap_or_default();
         let _ = writeln!(
             page,
-            "Not run this time ({why}). Provide Loom with `LOOM_SOURCE=/path/to/loom-0e09cd2` (a source folder) or `LOOM_SOURCE=/path/to/loom-0e09cd2.tar.gz` (the archive), or `LOOM` and `LOOM_PATCHED` (binaries), then run `cargo xtask compat` again.\n"
+            "Not measured yet. Provide Loom with `LOOM_SOURCE=/path/to/loom-0e09cd2` (a source folder) or `LOOM_SOURCE=/path/to/loom-0e09cd2.tar.gz` (the archive), or `LOOM` and `LOOM_PATCHED` (binaries), then run `cargo xtask compat` again.\n"
         );
-        let _ = writeln!(page, "{LOOM_BEGIN}");
-        let _ = writeln!(
-            page,
-            "{}",
-            kept.unwrap_or_else(|| "No measurement has been recorded yet.".into())
-        );
-        let _ = writeln!(page, "{LOOM_END}");
         return page;
     }
-    let _ = writeln!(page, "{LOOM_BEGIN}");
     for column in &measured.loom {
         let _ = writeln!(
             page,
-            "### {}\n\nBuilt from source at commit `0e09cd2` and run with each step's `loom.yaml` on {} (book commit `{}`):\n",
-            column.label, measured.date, measured.commit
+            "### {}\n\nBuilt from source at commit `0e09cd2` and run with each step's `loom.yaml` on {}:\n",
+            column.label, column.measured
         );
         for (step, outcome) in &column.runs {
             let _ = writeln!(page, "**{step}**\n");
@@ -405,7 +478,6 @@ pub fn page(measured: &Measured, previous: &str, loom_missing: Option<&String>) 
             column.warnings
         );
     }
-    let _ = writeln!(page, "{LOOM_END}");
     page
 }
 
@@ -446,6 +518,7 @@ fn library_cell(outcome: &libraries::LibraryOutcome, limit: usize) -> String {
         }
         NotLoaded(why) => format!("**not loaded**: {}", cut(why)),
         NotRun(why) => format!("not run: {}", cut(why)),
+        NotApplicable(why) => format!("not applicable: {}", cut(why)),
     }
 }
 
@@ -505,9 +578,10 @@ pub fn summary(measured: &Measured) -> String {
         let verdicts: Vec<String> = steps
             .iter()
             .map(|step| {
-                runs.iter()
-                    .find(|(s, _)| s == step)
-                    .map_or("not run".to_owned(), |(_, outcome)| verdict(outcome))
+                runs.iter().find(|(s, _)| s == step).map_or(
+                    "not measured: a full `cargo xtask compat` runs it".to_owned(),
+                    |(_, outcome)| verdict(outcome),
+                )
             })
             .collect();
         match groups.iter_mut().find(|(_, v)| *v == verdicts) {
@@ -535,6 +609,9 @@ pub fn summary(measured: &Measured) -> String {
                 .iter()
                 .map(|step| match column.runs.iter().find(|(s, _)| s == step) {
                     Some((_, outcome)) => verdict(outcome),
+                    None if has_loom_configuration(step) => {
+                        "not measured: a full `cargo xtask compat` runs it".to_owned()
+                    }
                     None => {
                         "not run: it has no `loom.yaml` (Loom's configuration cannot express it)"
                             .to_owned()
@@ -582,8 +659,11 @@ fn verdict_table(
     let mut mark = |cell: &str| -> String {
         let (symbol, text) = if cell.starts_with("pass") {
             return "✓".to_owned();
-        } else if let Some(rest) = cell.strip_prefix("not run") {
-            ("–", format!("not run{rest}"))
+        } else if ["not run", "not applicable", "not measured"]
+            .iter()
+            .any(|start| cell.starts_with(start))
+        {
+            ("–", cell.to_owned())
         } else {
             ("✗", cell.replace("**", ""))
         };
@@ -605,7 +685,10 @@ fn verdict_table(
         let cells: Vec<String> = columns.iter().map(|c| mark(&c[index])).collect();
         let _ = writeln!(table, "| {step} | {} |", cells.join(" | "));
     }
-    let _ = writeln!(table, "\n✓ passed, ✗ failed or not loaded, – not run:\n");
+    let _ = writeln!(
+        table,
+        "\n✓ passed, ✗ failed or not loaded, – not run or not applicable:\n"
+    );
     for (number, note) in notes.iter().enumerate() {
         let _ = writeln!(table, "{}. {note}", number + 1);
     }
@@ -633,56 +716,4 @@ fn all_imports(imports: &[(String, Vec<String>)]) -> Vec<String> {
     all.sort();
     all.dedup();
     all
-}
-
-/// The cells of a markdown table row.
-fn cells(line: &str) -> Vec<&str> {
-    line.split(" | ")
-        .map(|cell| cell.trim_matches(|c| c == '|' || c == ' '))
-        .collect()
-}
-
-/// The (first cell, cell of `column`) pairs of the table whose header row is
-/// the first of `lines`.
-fn table_column<'a>(
-    mut lines: impl Iterator<Item = &'a str>,
-    column: &str,
-) -> Vec<(String, String)> {
-    let Some(header) = lines.next() else {
-        return Vec::new();
-    };
-    let Some(index) = cells(header).iter().position(|c| *c == column) else {
-        return Vec::new();
-    };
-    lines
-        .skip(1)
-        .take_while(|line| line.starts_with('|'))
-        .filter_map(|line| {
-            let row = cells(line);
-            Some((row.first()?.to_string(), row.get(index)?.to_string()))
-        })
-        .collect()
-}
-
-/// The results of one step's table of the page, in one release's column:
-/// (check, cell) rows.
-pub fn page_column(page: &str, step: &str, release: &str) -> Vec<(String, String)> {
-    let lines = page
-        .lines()
-        .skip_while(|line| line.trim() != format!("### {step}"))
-        .skip(1)
-        .skip_while(|line| line.trim().is_empty());
-    table_column(lines, release)
-}
-
-/// The imports the page's ABI table says `step` needs.
-pub fn page_imports(page: &str, step: &str) -> Vec<String> {
-    let lines = page
-        .lines()
-        .skip_while(|line| !line.starts_with("| import |"));
-    table_column(lines, step)
-        .into_iter()
-        .filter(|(_, cell)| cell == "needs")
-        .map(|(import, _)| import.trim_matches('`').to_owned())
-        .collect()
 }

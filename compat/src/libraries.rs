@@ -5,6 +5,7 @@
 //! `cases.rs`, driven by `java-host/`'s RunCases).
 
 use harness::in_process_cases::api_key::{Expected, CASES};
+use project::step::Cases;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,7 +14,7 @@ pub const WASMTIME_LIBRARY: &str = "proxy-wasm-host 0.2.0";
 pub const JAVA_LIBRARY: &str = "proxy-wasm-java-host 0.0.5";
 
 /// A step on a host library.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum LibraryOutcome {
     /// Every case passed: how many cases, in how many tests.
     Passed { cases: usize, tests: usize },
@@ -25,6 +26,8 @@ pub enum LibraryOutcome {
     NotLoaded(String),
     /// Not run, with why.
     NotRun(String),
+    /// No cases for this library apply to the step, with why.
+    NotApplicable(String),
 }
 
 fn code(step: &str) -> PathBuf {
@@ -120,25 +123,14 @@ fn last_line(text: &str) -> String {
         .to_owned()
 }
 
-/// The plugin configuration in a step's `envoy.yaml`: the first
-/// `value: '...'` line, or the block under `value: |`.
-pub fn plugin_configuration(step: &str) -> Option<String> {
-    let yaml = std::fs::read_to_string(code(step).join("envoy.yaml")).ok()?;
-    let mut lines = yaml.lines();
-    while let Some(line) = lines.next() {
-        let trimmed = line.trim();
-        if trimmed == "value: |" {
-            let indent = line.len() - line.trim_start().len();
-            let block: Vec<&str> = lines
-                .take_while(|l| l.len() - l.trim_start().len() > indent)
-                .collect();
-            return Some(block.join("\n"));
-        }
-        if let Some(value) = trimmed.strip_prefix("value: '") {
-            return Some(value.trim_end_matches('\'').to_owned());
-        }
-    }
-    None
+/// How many API-key cases there are.
+pub fn api_key_case_count() -> usize {
+    CASES.len()
+}
+
+/// How many signed-body cases there are.
+pub fn signed_body_case_count() -> usize {
+    crate::cases::CASES.len()
 }
 
 /// The API-key cases in RunCases' format (`case`, `header NAME HEX`,
@@ -223,22 +215,32 @@ pub fn java_driver() -> Result<String, String> {
     ))
 }
 
-/// The step's module on proxy-wasm-java-host, with its cases: step 4's
-/// signed bodies, the API-key cases for the others.
+/// The step's module on proxy-wasm-java-host, with the shared cases its
+/// description says it answers; "not applicable" for a step whose cases
+/// are its own.
 pub fn on_java_library(step: &str, wasm: &Path, class_path: &str) -> LibraryOutcome {
-    let Some(configuration) = plugin_configuration(step) else {
+    let cases = match project::step::Step::named(step)
+        .ok()
+        .and_then(|s| s.description())
+        .map(|d| d.cases)
+    {
+        Some(Cases::ApiKeys) => api_key_cases_file(),
+        Some(Cases::SignedBodies) => signed_body_cases_file(),
+        Some(Cases::Own) | None => {
+            return LibraryOutcome::NotApplicable(
+                "its cases are its own (no driver for them)".into(),
+            )
+        }
+    };
+    let Some(configuration) = harness::envoy::EnvoyConfig::for_step(step).plugin_configuration()
+    else {
         return LibraryOutcome::NotRun("no plugin configuration in envoy.yaml".into());
     };
     let dir = harness::stack::test_dir(&format!("compat-java-{step}"));
     let (config_file, cases_file) = (dir.join("configuration.json"), dir.join("cases.txt"));
-    if let Err(e) = std::fs::write(&config_file, configuration).and_then(|()| {
-        let cases = if step == "step-4-signed-body" {
-            signed_body_cases_file()
-        } else {
-            api_key_cases_file()
-        };
-        std::fs::write(&cases_file, cases)
-    }) {
+    if let Err(e) = std::fs::write(&config_file, configuration)
+        .and_then(|()| std::fs::write(&cases_file, cases))
+    {
         return LibraryOutcome::NotRun(format!("writing the cases: {e}"));
     }
     let output = Command::new("java")

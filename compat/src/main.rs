@@ -1,11 +1,13 @@
 //! `cargo xtask compat` runs this: every step against each Envoy release,
 //! the Proxy-Wasm imports each module needs against what each host binary
-//! holds, step 1 on Loom, and the steps on two host libraries without a
-//! proxy; written as the host-compatibility page.
+//! holds, the steps on Loom, and the steps on two host libraries without a
+//! proxy; kept as src/captured/host-compatibility.json and written as the
+//! host-compatibility page and its summary.
 //!
-//! Usage: compat --out PAGE --commit SHA --date DATE
+//! Usage: compat --commit SHA --date DATE
 //!               --envoy VERSION=PATH ... (oldest first)
-//!               (--loom PATH --loom-patched PATH | --no-loom WHY)
+//!               [--loom PATH --loom-patched PATH]
+//!               [--step NAME]   (only this step, into the last measurements)
 //!        compat --check   (the page against this run; see check.rs)
 
 use compat::libraries::LibraryOutcome;
@@ -13,107 +15,121 @@ use compat::Measured;
 use std::path::PathBuf;
 
 fn main() {
-    if std::env::args().nth(1).as_deref() == Some("--check") {
-        if let Err(why) = compat::check::run() {
-            eprintln!("compat --check: {why}");
-            std::process::exit(1);
-        }
-        eprintln!("compat --check: the host-compatibility page matches this run");
-        return;
+    if let Err(why) = run() {
+        eprintln!("compat: {why}");
+        std::process::exit(1);
     }
-    if std::env::args().nth(1).as_deref() == Some("--libraries") {
-        // The host-library measurements alone, printed (nothing written).
-        for (step, wasmtime, java) in libraries() {
-            println!("{step}: {wasmtime:?} / {java:?}");
-        }
-        return;
+}
+
+fn run() -> Result<(), String> {
+    if std::env::args().nth(1).as_deref() == Some("--check") {
+        compat::check::run()?;
+        eprintln!("compat --check: the host-compatibility page matches this run");
+        return Ok(());
     }
     let mut args = std::env::args().skip(1);
-    let (mut out, mut commit, mut date) = (None, String::new(), String::new());
+    let mut measured = Measured::default();
     let mut releases: Vec<(String, PathBuf)> = Vec::new();
-    let mut loom: Result<PathBuf, String> = Err("not given".into());
-    let mut loom_patched: Option<PathBuf> = None;
+    let (mut loom, mut loom_patched, mut only) = (None, None, None);
     while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .unwrap_or_else(|| panic!("{flag} needs a value"));
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
-            "--out" => out = Some(PathBuf::from(value)),
-            "--commit" => commit = value,
-            "--date" => date = value,
+            "--commit" => measured.commit = value,
+            "--date" => measured.date = value,
             "--envoy" => {
-                let (version, path) = value.split_once('=').expect("--envoy VERSION=PATH");
+                let (version, path) = value.split_once('=').ok_or("--envoy VERSION=PATH")?;
                 releases.push((version.to_owned(), PathBuf::from(path)));
             }
-            "--loom" => loom = Ok(PathBuf::from(value)),
+            "--loom" => loom = Some(PathBuf::from(value)),
             "--loom-patched" => loom_patched = Some(PathBuf::from(value)),
-            "--no-loom" => loom = Err(value),
-            _ => panic!("unknown option {flag}"),
+            "--step" => only = Some(value),
+            _ => return Err(format!("unknown option {flag}")),
         }
     }
-    let out = out.expect("--out PAGE");
-    let previous = std::fs::read_to_string(&out).unwrap_or_default();
+    let steps: Vec<String> = match &only {
+        Some(step) => vec![project::step::Step::named(step)?.name],
+        None => harness::steps::all_steps(),
+    };
+    // Without Loom this time, a full run keeps the last Loom columns, each
+    // with the date it was measured on.
+    let previous = Measured::read();
 
-    let imports = compat::step_imports();
-    let all: Vec<String> = imports
+    measured.imports = compat::step_imports(&steps);
+    let all: Vec<String> = measured
+        .imports
         .iter()
         .flat_map(|(_, names)| names.clone())
         .collect();
-    let mut measured = Measured {
-        commit,
-        date,
-        imports,
-        ..Measured::default()
-    };
     for (version, envoy) in &releases {
-        eprintln!("==> Envoy {version}: every step's check script");
+        eprintln!("==> Envoy {version}: the check scripts");
         measured
             .envoy
-            .push(compat::run_steps_on_envoy(version, envoy));
+            .push(compat::run_steps_on_envoy(&steps, version, envoy));
         measured.hosts.push((
             format!("Envoy {version}"),
             compat::names_in_binary(envoy, &all),
         ));
     }
     match (&loom, &loom_patched) {
-        (Ok(binary), Some(patched)) => {
-            eprintln!(
-                "==> Loom, as it is and with the book's patches: every step with a loom.yaml"
-            );
+        (Some(binary), Some(patched)) => {
+            eprintln!("==> Loom, as it is and with the book's patches");
+            let when = format!("{} (book commit `{}`)", measured.date, measured.commit);
             measured
                 .hosts
                 .push(("Loom".into(), compat::names_in_binary(binary, &all)));
             measured.loom = vec![
-                compat::run_steps_on_loom(binary, "Loom 0e09cd2"),
-                compat::run_steps_on_loom(patched, "Loom 0e09cd2 + the book's patches"),
+                compat::run_steps_on_loom(&steps, binary, "Loom 0e09cd2", &when),
+                compat::run_steps_on_loom(
+                    &steps,
+                    patched,
+                    "Loom 0e09cd2 + the book's patches",
+                    &when,
+                ),
             ];
         }
-        (Err(why), _) => eprintln!("==> Loom not run: {why}"),
-        (Ok(_), None) => panic!("--loom needs --loom-patched"),
+        (None, None) => eprintln!("==> Loom not given"),
+        _ => return Err("--loom and --loom-patched go together".into()),
     }
     eprintln!("==> the steps on two host libraries, without a proxy");
-    measured.libraries = libraries();
-    let page = compat::page(&measured, &previous, loom.as_ref().err());
-    std::fs::write(&out, page).expect("write the page");
-    let summary_path = out.with_file_name("host-compatibility-summary.md");
-    std::fs::write(&summary_path, compat::summary(&measured)).expect("write the summary");
-    eprintln!("==> wrote {} and {}", out.display(), summary_path.display());
+    measured.libraries = libraries(&steps);
+
+    let measured = match (only, previous) {
+        (Some(step), Ok(mut previous)) => {
+            previous.replace_step(&step, measured);
+            previous
+        }
+        (Some(_), Err(why)) => return Err(format!("--step adds to the last measurements: {why}")),
+        (None, previous) => {
+            if let (true, Ok(previous)) = (measured.loom.is_empty(), previous) {
+                measured.loom = previous.loom;
+                let loom = previous
+                    .hosts
+                    .into_iter()
+                    .filter(|(host, _)| host == "Loom");
+                measured.hosts.extend(loom);
+            }
+            measured
+        }
+    };
+    measured.write()?;
+    eprintln!("==> wrote {}", Measured::path().display());
+    Ok(())
 }
 
-/// Every step on proxy-wasm-host and on proxy-wasm-java-host.
-fn libraries() -> Vec<(String, LibraryOutcome, LibraryOutcome)> {
+/// `steps` on proxy-wasm-host and on proxy-wasm-java-host.
+fn libraries(steps: &[String]) -> Vec<(String, LibraryOutcome, LibraryOutcome)> {
     let java = compat::libraries::java_driver();
-    harness::steps::all_steps()
-        .into_iter()
+    steps
+        .iter()
         .map(|step| {
-            let wasm = harness::steps::build(&step);
-            let wasmtime = compat::libraries::on_wasmtime_library(&step, &wasm);
+            let wasm = harness::steps::build(step);
+            let wasmtime = compat::libraries::on_wasmtime_library(step, &wasm);
             let on_java = match &java {
-                Ok(class_path) => compat::libraries::on_java_library(&step, &wasm, class_path),
+                Ok(class_path) => compat::libraries::on_java_library(step, &wasm, class_path),
                 Err(why) => LibraryOutcome::NotRun(why.clone()),
             };
             eprintln!("    {step}: {wasmtime:?} / {on_java:?}");
-            (step, wasmtime, on_java)
+            (step.clone(), wasmtime, on_java)
         })
         .collect()
 }

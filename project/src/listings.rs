@@ -22,7 +22,7 @@ pub fn part_one_stages() -> Vec<PathBuf> {
         })
         .unwrap_or_default();
     stages.sort();
-    stages.push(root.join("code/step-1-auth"));
+    stages.push(crate::step::Step::part_one().dir);
     stages
 }
 
@@ -100,12 +100,32 @@ pub const FIRST_TEST_ANCHOR: &str = "first_test";
 /// The region of `text` between `ANCHOR: name` and `ANCHOR_END: name`, as
 /// mdBook includes it.
 pub fn anchored(text: &str, name: &str) -> Option<String> {
-    let start = format!("ANCHOR: {name}");
-    let end = format!("ANCHOR_END: {name}");
-    let mut lines = text.lines().skip_while(|line| !line.contains(&start));
-    lines.next()?;
-    let region: Vec<&str> = lines.take_while(|line| !line.contains(&end)).collect();
-    Some(as_shown(&region.join("\n")))
+    let mut kept = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let (start, end) = (
+            anchor_name(line, "ANCHOR:"),
+            anchor_name(line, "ANCHOR_END:"),
+        );
+        if !inside {
+            inside = start == Some(name);
+        } else if end == Some(name) {
+            break;
+        } else if start.is_none() && end.is_none() {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    inside.then_some(kept)
+}
+
+/// The anchor named after `marker` on `line`, as mdBook reads it.
+fn anchor_name<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+    let after = line.split(marker).nth(1)?.trim_start();
+    let end = after
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(after.len());
+    (end > 0).then(|| &after[..end])
 }
 
 /// A file as the book shows it: without mdBook's `ANCHOR:` lines.
@@ -147,16 +167,6 @@ pub fn apply(old: &str, diff: &str) -> Result<String, String> {
     let patch = diffy::Patch::from_str(diff).map_err(|e| e.to_string())?;
     diffy::apply(old, &patch).map_err(|e| e.to_string())
 }
-
-/// Which step each step of part two grows from: its chapter shows what
-/// changed as a diff. (Step 4 is a new plugin, and `go-auth` step 1 in
-/// another language: their chapters show their files whole.)
-pub const GROWS_FROM: [(&str, &str); 4] = [
-    ("step-2-rate-limit", "step-1-auth"),
-    ("step-3-http-call", "step-1-auth"),
-    ("step-5-global-rate-limit", "step-2-rate-limit"),
-    ("step-7-key-refresh", "step-1-auth"),
-];
 
 /// Every file of a step folder a reader gets, relative to it and sorted:
 /// all but build output (`target/`, a built `.wasm`), which git ignores.
@@ -260,7 +270,7 @@ pub fn generate() -> Result<Vec<PathBuf>, String> {
             let new = std::fs::read_to_string(after.join(&file))
                 .map_err(|e| format!("{}: {e}", after.join(&file).display()))?;
             let (old, mut new) = (as_shown(&old), as_shown(&new));
-            if after.ends_with("code/step-1-auth") {
+            if *after == crate::step::Step::part_one().dir {
                 new = before_testing_chapter(&file, &new);
             }
             if old == new {
@@ -293,7 +303,7 @@ fn remove_generated(out: &Path) -> Result<(), String> {
 /// `src/generated/testing/<file>.diff`: what "Testing your plugin" changes
 /// in step 1's files as part one leaves them.
 fn testing_diffs() -> Result<Vec<PathBuf>, String> {
-    let step_1 = crate::repo_root().join("code/step-1-auth");
+    let step_1 = crate::step::Step::part_one().dir;
     let out = generated_dir().join("testing");
     remove_generated(&out)?;
     let mut written = Vec::new();
@@ -323,13 +333,16 @@ fn testing_diffs() -> Result<Vec<PathBuf>, String> {
 }
 
 /// `src/generated/steps/<step>/<file>.diff` for each file a step of part
-/// two changes from the step it grows from (`GROWS_FROM`).
+/// two changes from the step it grows from (its description's `grows_from`).
 fn step_diffs() -> Result<Vec<PathBuf>, String> {
     let code = crate::repo_root().join("code");
     let out = generated_dir().join("steps");
     remove_generated(&out)?;
     let mut written = Vec::new();
-    for (step, base) in GROWS_FROM {
+    let grown = crate::step::DESCRIPTIONS
+        .iter()
+        .filter_map(|d| Some((d.folder, d.grows_from?)));
+    for (step, base) in grown {
         for relative in folder_files(&code.join(step)) {
             let Ok(old) = std::fs::read_to_string(code.join(base).join(&relative)) else {
                 continue;
@@ -404,18 +417,19 @@ fn step_archives() -> Result<Vec<PathBuf>, String> {
         write_archive(&step.dir, &step.name, &path)?;
         written.push(path);
     }
+    let part_one = crate::step::Step::part_one();
     let stages = part_one_stages();
     for stage in stages.iter().take(stages.len().saturating_sub(1)) {
         let path = dir.join(format!("first-plugin-{}.tar.gz", stage_name(stage)));
-        write_archive(stage, "step-1-auth", &path)?;
+        write_archive(stage, &part_one.name, &path)?;
         written.push(path);
     }
-    let check = crate::repo_root().join("code/step-1-auth/check.sh");
+    let check = part_one.check_script();
     let text = std::fs::read_to_string(&check).map_err(|e| format!("{}: {e}", check.display()))?;
     let path = dir.join(STEP_1_CHECK_DOWNLOAD);
     std::fs::write(&path, as_shown(&text)).map_err(|e| format!("{}: {e}", path.display()))?;
     written.push(path);
-    let host = crate::repo_root().join("code/step-1-auth/tests/in_process/host.rs");
+    let host = part_one.dir.join(IN_PROCESS_TESTS).join("host.rs");
     let text = std::fs::read_to_string(&host).map_err(|e| format!("{}: {e}", host.display()))?;
     let path = dir.join(IN_PROCESS_HOST_DOWNLOAD);
     std::fs::write(&path, as_shown(&text)).map_err(|e| format!("{}: {e}", path.display()))?;

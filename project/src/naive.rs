@@ -1,9 +1,10 @@
-//! The naive variants of the steps: each is a step's own sources (or
-//! configuration) with a few exact replacements. The harness builds them
-//! (tests/src/variants.rs) and proves each one fails where the step passes
-//! (tests/tests/hardening.rs and others); the book shows each as the diff
-//! from the variant to the step (`listings.rs` writes them), in the Pitfalls
-//! chapter.
+//! The variants of the steps: each is a step's own sources (or
+//! configuration) with a few exact replacements, built by the harness
+//! (tests/src/variants.rs). The naive ones fail where the step passes
+//! (tests/tests/hardening.rs and others), and the book shows each as the
+//! diff from the variant to the step (`listings.rs` writes them), in the
+//! Pitfalls chapter; the benchmark's (at the end) measure what a part of
+//! part one's step costs, and cheaper candidates.
 
 /// Replace `from` by `to` in `file` (relative to the step folder); `from`
 /// must occur exactly once, so a change to the step that a variant no
@@ -368,3 +369,58 @@ pub const PITFALLS: [(&str, &str, &[Patch]); 19] = [
         &[NO_RESPONSE_TRAILERS_CALLBACK],
     ),
 ];
+
+/// Part one's step without its `on_log` line, which Envoy at `warn` drops
+/// after the plugin has formatted and sent it.
+pub const NO_REQUEST_LOG: Patch = Patch {
+    file: "src/filter.rs",
+    from: r#"log::info!("request completed, verdict {:?}", self.verdict);"#,
+    to: "",
+};
+
+/// Part one's step returning right after the key check when it allows:
+/// what reading the request's headers and deciding costs, without setting
+/// `x-auth-status` (with `NO_REQUEST_LOG`, without logging).
+pub const STOP_AFTER_KEY_CHECK: Patch = Patch {
+    file: "src/filter.rs",
+    from: "        self.verdict = check_key(&config, &values);\n",
+    to: "        self.verdict = check_key(&config, &values);\n        if self.verdict == Verdict::Allowed {\n            return Action::Continue;\n        }\n",
+};
+
+/// Part one's step's read of every request header
+/// (`get_http_request_headers_bytes` and the filter over them), for the
+/// candidates below to replace.
+const READ_EVERY_HEADER: &str = "        self.get_http_request_headers_bytes()
+            .into_iter()
+            .filter(|(header, _)| header == name)
+            .map(|(_, value)| value)
+            .collect()";
+
+/// Candidate: the `request.headers` attribute, which Envoy answers with
+/// every value of the header joined by `,` (a key never holds one, so a
+/// comma means the header came more than once).
+pub const READ_THE_ATTRIBUTE: Patch = Patch {
+    file: "src/filter.rs",
+    from: READ_EVERY_HEADER,
+    to: "        match self.get_property(vec![\"request\", \"headers\", name]) {
+            Some(value) if value.contains(&b',') => vec![Vec::new(), value],
+            Some(value) => vec![value],
+            None => Vec::new(),
+        }",
+};
+
+/// Reference, not a candidate: the single-header read, which returns only
+/// the first value and so cannot see a repeated key.
+pub const READ_THE_FIRST_VALUE: Patch = Patch {
+    file: "src/filter.rs",
+    from: READ_EVERY_HEADER,
+    to: "        self.get_http_request_header_bytes(name).into_iter().collect()",
+};
+
+/// Part one's step doing nothing (with `NO_REQUEST_LOG`): every request is
+/// let through at once. What it costs is the price of any Wasm plugin.
+pub const DO_NOTHING: Patch = Patch {
+    file: "src/filter.rs",
+    from: "fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {",
+    to: "fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {\n        if true {\n            return Action::Continue;\n        }",
+};

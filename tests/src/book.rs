@@ -198,32 +198,12 @@ pub fn expand_includes(text: &str, dir: &Path) -> String {
     out
 }
 
-fn anchor_name<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
-    let after = line.split(marker).nth(1)?.trim_start();
-    let end = after
-        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
-        .unwrap_or(after.len());
-    (end > 0).then(|| &after[..end])
-}
-
+/// The lines of `source` inside `anchor`, as mdBook includes them.
 fn anchored_lines(source: &str, anchor: &str) -> String {
-    let mut kept = Vec::new();
-    let mut inside = false;
-    for line in source.lines() {
-        if inside {
-            if anchor_name(line, "ANCHOR_END:") == Some(anchor) {
-                break;
-            }
-            if anchor_name(line, "ANCHOR_END:").is_none() && anchor_name(line, "ANCHOR:").is_none()
-            {
-                kept.push(line);
-            }
-        } else if anchor_name(line, "ANCHOR:") == Some(anchor) {
-            inside = true;
-        }
-    }
-    assert!(inside, "no `ANCHOR: {anchor}`");
-    kept.join("\n")
+    project::listings::anchored(source, anchor)
+        .unwrap_or_else(|| panic!("no `ANCHOR: {anchor}`"))
+        .trim_end_matches('\n')
+        .to_owned()
 }
 
 /// An Envoy log line without what changes from run to run: the time and

@@ -1,7 +1,7 @@
 //! A check script's output, read line by line.
 
 /// One line of a check script's output.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Check {
     pub name: String,
     pub passed: bool,

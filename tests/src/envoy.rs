@@ -50,13 +50,18 @@ impl EnvoyConfig {
     /// Points the `backend` cluster (the echo listener, in the book's
     /// configs) at `port` instead.
     pub fn set_backend_port(&mut self, port: u16) {
+        self.set_cluster_port("backend", port);
+    }
+
+    /// Points the cluster `cluster` (its first endpoint) at `port`.
+    pub fn set_cluster_port(&mut self, cluster: &str, port: u16) {
         let start = self
             .text
-            .find("cluster_name: backend")
-            .expect("a `backend` cluster");
+            .find(&format!("cluster_name: {cluster}\n"))
+            .unwrap_or_else(|| panic!("no cluster `{cluster}` in the Envoy config"));
         let offset = self.text[start..]
             .find("port_value: ")
-            .expect("an endpoint in the backend cluster")
+            .unwrap_or_else(|| panic!("no endpoint in the cluster `{cluster}`"))
             + start
             + "port_value: ".len();
         let end = offset
@@ -75,19 +80,19 @@ impl EnvoyConfig {
         self.text = self.text.replacen(from, to, 1);
     }
 
-    /// Replaces the plugin's JSON (the one `value: '...'` line).
-    pub fn set_plugin_configuration(&mut self, json: &str) {
-        let value = format!("value: '{}'", json.replace('\'', "''"));
-        // One line, `value: '...'`, or a block, `value: |` and the lines
-        // indented under it.
+    /// The lines of the HTTP filter's JSON: the first `value: '...'` line,
+    /// or `value: |` block, after `http_filters:` (so not the
+    /// configuration of a singleton service before it, step 7's refresher).
+    fn plugin_configuration_lines(&self) -> Option<(usize, usize)> {
         let lines: Vec<&str> = self.text.lines().collect();
-        let start = lines
+        let filters = lines
             .iter()
-            .position(|line| {
+            .position(|line| line.trim_start() == "http_filters:")?;
+        let start = filters
+            + lines[filters..].iter().position(|line| {
                 let line = line.trim_start();
                 line.starts_with("value: '") || line == "value: |"
-            })
-            .expect("the Envoy config has a `value:` plugin configuration");
+            })?;
         let indent = lines[start].len() - lines[start].trim_start().len();
         let mut end = start + 1;
         if lines[start].trim_start() == "value: |" {
@@ -95,6 +100,28 @@ impl EnvoyConfig {
                 end += 1;
             }
         }
+        Some((start, end))
+    }
+
+    /// The HTTP filter's JSON, as the plugin receives it.
+    pub fn plugin_configuration(&self) -> Option<String> {
+        let (start, end) = self.plugin_configuration_lines()?;
+        let lines: Vec<&str> = self.text.lines().collect();
+        let first = lines[start].trim_start();
+        Some(match first.strip_prefix("value: '") {
+            Some(value) => value.trim_end_matches('\'').replace("''", "'"),
+            None => lines[start + 1..end].join("\n"),
+        })
+    }
+
+    /// Replaces the HTTP filter's JSON.
+    pub fn set_plugin_configuration(&mut self, json: &str) {
+        let value = format!("value: '{}'", json.replace('\'', "''"));
+        let (start, end) = self
+            .plugin_configuration_lines()
+            .expect("the Envoy config has a `value:` plugin configuration");
+        let lines: Vec<&str> = self.text.lines().collect();
+        let indent = lines[start].len() - lines[start].trim_start().len();
         let mut edited: Vec<String> = lines[..start].iter().map(|l| l.to_string()).collect();
         edited.push(format!("{}{value}", &lines[start][..indent]));
         edited.extend(lines[end..].iter().map(|l| l.to_string()));

@@ -12,8 +12,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-pub const STEP: &str = "step-5-global-rate-limit";
-
 pub struct Redis {
     pub server: Server,
     pub port: u16,
@@ -167,7 +165,11 @@ fn start_healthy(command: Command, log_dir: &Path, http_port: u16) -> Server {
     server
 }
 
-/// The step's model (its folder and scripts).
+/// The step that counts in the rate limit service (its description says
+/// so): its folder holds the service's script and configuration.
 pub fn step() -> Step {
-    Step::named(STEP).unwrap_or_else(|why| panic!("{why}"))
+    Step::all()
+        .into_iter()
+        .find(Step::uses_rate_limit_service)
+        .expect("a step uses the rate limit service")
 }

@@ -105,15 +105,11 @@ pub fn use_free_ports(config: &mut EnvoyConfig, step: &Step) -> (u16, u16, u16) 
     config.replace_port(ports::LISTENER, listener);
     config.replace_port(ports::ADMIN, admin);
     config.replace_port(ports::ECHO_BACKEND, echo);
-    if step.uses_auth_service() {
+    if step.http_service_cluster().is_some() {
         config.replace_port(ports::AUTH_SERVICE, free_port());
     }
     (listener, admin, echo)
 }
-
-/// The endpoint of the last cluster of a step-3 or step-7 config: the service.
-const AUTH_CLUSTER_ENDPOINT: &str =
-    "- endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ";
 
 /// Starts the harness's auth service on a free port with the given keys.
 fn start_auth_service(dir: &Path, keys: &[&str], args: &[&str]) -> (Server, u16) {
@@ -191,17 +187,10 @@ impl Stack {
             AuthService::Port(port) => Some(*port),
         };
         if let Some(auth_port) = auth_port {
-            let endpoint = config
-                .text()
-                .lines()
-                .rfind(|line| line.trim_start().starts_with(AUTH_CLUSTER_ENDPOINT))
-                .expect("a step-3 or step-7 config: its last cluster endpoint is the service")
-                .to_owned();
-            let indent = &endpoint[..endpoint.len() - endpoint.trim_start().len()];
-            config.replace_once(
-                &endpoint,
-                &format!("{indent}{AUTH_CLUSTER_ENDPOINT}{auth_port} }} }} }}"),
-            );
+            let cluster = model
+                .http_service_cluster()
+                .ok_or_else(|| format!("{step} calls no service over HTTP"))?;
+            config.set_cluster_port(cluster, auth_port);
         }
         config.set_wasm(wasm);
         edit(&mut config);

@@ -8,7 +8,8 @@ use crate::{test, tools};
 /// `probe`: only the instruction counts of the configurations whose name
 /// contains it, printed, nothing written. `report_only`: the tables
 /// written again from src/captured/bench/results.json, nothing measured.
-pub fn run(quick: bool, probe: Option<&str>, report_only: bool) -> Result {
+/// `step`: only that step's own row, in quick mode (`cargo xtask step`).
+pub fn run(quick: bool, probe: Option<&str>, report_only: bool, step: Option<&str>) -> Result {
     test::ensure_harness_tools()?;
     tools::ensure_bench_tools()?;
     run::step(if quick {
@@ -25,6 +26,9 @@ pub fn run(quick: bool, probe: Option<&str>, report_only: bool) -> Result {
     }
     if report_only {
         command.arg("--report-only");
+    }
+    if let Some(step) = step {
+        command.args(["--step", step]);
     }
     command.env("ENVOY", project::envoy::binary()?);
     run::status(command)

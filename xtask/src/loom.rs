@@ -45,10 +45,10 @@ fn source() -> Result<PathBuf> {
     }
 }
 
-/// Whether Loom can be had: binaries named in `$LOOM_PATCHED` (and
-/// `$LOOM`), or the source.
+/// Whether Loom can be had: both binaries named (`$LOOM` and
+/// `$LOOM_PATCHED`), or the source.
 pub fn available() -> Result {
-    if std::env::var_os("LOOM_PATCHED").is_some() {
+    if std::env::var_os("LOOM").is_some() && std::env::var_os("LOOM_PATCHED").is_some() {
         return Ok(());
     }
     source().map(|_| ())

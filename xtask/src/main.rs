@@ -35,6 +35,13 @@ enum Command {
         /// A folder under code/: step-1-auth, step-2-rate-limit, step-3-http-call, go-auth, ...
         step: String,
     },
+    /// One step as the CI checks it: built, linted, unit-tested, its
+    /// benchmark row in quick mode, and its rows of the compatibility page
+    /// (rewritten): what a new step needs (README, "Adding a step")
+    Step {
+        /// A folder under code/ with a description in project/src/step.rs
+        step: String,
+    },
     /// The whole doc CI (what .ci/run runs), or one stage of it
     Test {
         /// Run only this stage (each installs only what it needs)
@@ -56,9 +63,14 @@ enum Command {
         #[arg(long)]
         report_only: bool,
     },
-    /// Measure host compatibility (Envoy releases, the ABI, Loom); rewrites
-    /// src/captured/host-compatibility.md
-    Compat,
+    /// Measure host compatibility (Envoy releases, the ABI, Loom, two host
+    /// libraries); rewrites src/captured/host-compatibility.{json,md}
+    Compat {
+        /// Only this step, on the pinned release, Loom and the libraries,
+        /// into the last measurements (a new step, or one that changed)
+        #[arg(long)]
+        step: Option<String>,
+    },
     /// mdBook's preprocessor for this book (book.toml runs it)
     #[command(hide = true)]
     Preprocess {
@@ -71,10 +83,13 @@ fn main() {
     let result = match Cli::parse().command {
         Command::Serve => book::serve(),
         Command::Up { step } => up::run(&step),
+        Command::Step { step } => steps::one(&step),
         Command::Test { only } => test::run(only),
         Command::Capture => capture::run(),
-        Command::Bench { probe, report_only } => bench::run(false, probe.as_deref(), report_only),
-        Command::Compat => compat::run(),
+        Command::Bench { probe, report_only } => {
+            bench::run(false, probe.as_deref(), report_only, None)
+        }
+        Command::Compat { step } => compat::run(step.as_deref()),
         Command::Preprocess { args } => preprocess::run(&args),
     };
     if let Err(error) = result {

@@ -23,11 +23,16 @@ pub fn build(step: &Step) -> Result {
 }
 
 pub fn check_all() -> Result {
+    let undescribed = project::step::undescribed_folders();
+    if !undescribed.is_empty() {
+        return Err(format!(
+            "code/{} has no description: add one to DESCRIPTIONS in project/src/step.rs \
+             (README.md, \"Adding a step\")",
+            undescribed.join(", code/")
+        ));
+    }
     for step in Step::all() {
-        match step.language {
-            Language::Go => check_go(&step)?,
-            Language::Rust => check_rust(&step)?,
-        }
+        check_one(&step)?;
     }
     // Part one's stages before step 1 (examples/first-plugin/): crates
     // like the steps, built and linted the same way.
@@ -41,6 +46,34 @@ pub fn check_all() -> Result {
         })?;
     }
     Ok(())
+}
+
+/// One step built, linted and unit-tested as a reader would.
+pub fn check_one(step: &Step) -> Result {
+    match step.language {
+        Language::Go => check_go(step),
+        Language::Rust => check_rust(step),
+    }
+}
+
+/// `cargo xtask step NAME`: one step as `cargo xtask test` checks it,
+/// without the others: built, linted and unit-tested; its own row of the
+/// benchmark in quick mode; and its check script on the pinned Envoy,
+/// Loom and the host libraries, written into the compatibility page
+/// (`compat --step`). What a new step needs before `cargo xtask test`.
+pub fn one(name: &str) -> Result {
+    if project::step::undescribed_folders()
+        .iter()
+        .any(|f| f == name)
+    {
+        return Err(format!(
+            "code/{name} has no description: add one to DESCRIPTIONS in project/src/step.rs"
+        ));
+    }
+    let step = Step::named(name)?;
+    check_one(&step)?;
+    crate::bench::run(true, None, false, Some(name))?;
+    crate::compat::run(Some(name))
 }
 
 fn check_rust(step: &Step) -> Result {

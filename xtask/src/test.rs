@@ -53,7 +53,7 @@ pub fn run(only: Option<Stage>) -> Result {
             Stage::Steps => steps::check_all()?,
             Stage::Lint => lint()?,
             Stage::Harness => totals = Some(harness(&[])?),
-            Stage::Bench => bench::run(true, None, false)?,
+            Stage::Bench => bench::run(true, None, false, None)?,
             Stage::Book => {
                 if let Some(install) = book_tools.take() {
                     install.finish()?;
@@ -82,6 +82,10 @@ pub fn run(only: Option<Stage>) -> Result {
 }
 
 fn lint() -> Result {
+    run::step("checking the CI workflow a fork runs (actionlint, .github/workflows/)");
+    let mut actionlint = std::process::Command::new(tools::ensure_actionlint()?);
+    actionlint.current_dir(run::root());
+    run::status(actionlint)?;
     run::step("checking the tooling workspace (fmt, clippy)");
     run::cargo(&["fmt", "--all", "--check"], None)?;
     run::cargo(

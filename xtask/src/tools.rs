@@ -399,30 +399,61 @@ pub fn ensure_rate_limit_services() -> Result {
     if std::env::var_os("RATELIMIT").is_some() {
         return Ok(());
     }
-    let binary = project::rate_limit::bin_dir().join("service_cmd");
-    if built_at_pinned_version(&binary) {
-        return Ok(());
+    go_install(
+        project::rate_limit::MODULE,
+        project::rate_limit::VERSION,
+        &project::rate_limit::bin_dir(),
+        "service_cmd",
+        "Envoy's rate limit service",
+    )
+    .map(|_| ())
+}
+
+/// actionlint at its pinned version (`go install`, into
+/// `.tools/actionlint/bin`), the checker of `.github/workflows/`.
+pub fn ensure_actionlint() -> Result<PathBuf> {
+    go_install(
+        "github.com/rhysd/actionlint/cmd/actionlint",
+        "v1.7.12",
+        &project::tools_dir().join("actionlint/bin"),
+        "actionlint",
+        "actionlint",
+    )
+}
+
+/// `go install module@version` into `bin_dir`, unless `binary` there was
+/// built from that version; the path of `binary`.
+fn go_install(
+    module: &str,
+    version: &str,
+    bin_dir: &std::path::Path,
+    binary: &str,
+    what: &str,
+) -> Result<PathBuf> {
+    let binary = bin_dir.join(binary);
+    if built_at_version(&binary, version) {
+        return Ok(binary);
     }
     ensure_go()?;
-    let (module, version) = (project::rate_limit::MODULE, project::rate_limit::VERSION);
     run::step(&format!(
-        "installing Envoy's rate limit service into .tools/ratelimit (go install {module}@{version}; about 30 s)"
+        "installing {what} into {} (go install {module}@{version}; about 30 s)",
+        bin_dir.display()
     ));
     let mut command = Command::new("go");
     command
         .args(["install", &format!("{module}@{version}")])
-        .env("GOBIN", project::rate_limit::bin_dir());
+        .env("GOBIN", bin_dir);
     run::status(command)?;
-    if built_at_pinned_version(&binary) {
-        Ok(())
+    if built_at_version(&binary, version) {
+        Ok(binary)
     } else {
         Err(format!("{} is not {module}@{version}", binary.display()))
     }
 }
 
-/// Whether `go version -m` says `binary` was built from the pinned version
-/// (its `mod` line names the module and version).
-fn built_at_pinned_version(binary: &std::path::Path) -> bool {
+/// Whether `go version -m` says `binary` was built from `version` (its
+/// `mod` line names the module and version).
+fn built_at_version(binary: &std::path::Path, version: &str) -> bool {
     if !binary.is_file() {
         return false;
     }
@@ -431,7 +462,7 @@ fn built_at_pinned_version(binary: &std::path::Path) -> bool {
     run::output(command).is_ok_and(|info| {
         info.lines().any(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.first() == Some(&"mod") && fields.get(2) == Some(&project::rate_limit::VERSION)
+            fields.first() == Some(&"mod") && fields.get(2) == Some(&version)
         })
     })
 }

@@ -1,0 +1,551 @@
+//! Every configuration the benchmark measures, as a list of values: its
+//! filter, its request, what it must be seen doing before it is measured,
+//! whether it is a key check (and the statuses of its refusals), and the
+//! tables it belongs in. Each step's own row comes from its description
+//! (project's `step.rs`), so a new step is measured without an edit here;
+//! the rest compare steps with their variants (project's `naive.rs`) and
+//! with Envoy's own filters.
+
+use crate::configs::{keys, Filter};
+use crate::Request;
+use harness::{steps, variants};
+use project::naive::{
+    Patch, COPY_KEYS_PER_REQUEST, DO_NOTHING, NO_REQUEST_LOG, READ_THE_ATTRIBUTE,
+    READ_THE_FIRST_VALUE, STOP_AFTER_KEY_CHECK,
+};
+use project::step::{Acts, BenchFilter, BenchRequest, Cases, Description, Service, Step};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The statuses a key check refuses with: a missing, unknown or repeated
+/// key. A 5xx (or no answer) is an error, never a refusal.
+pub const KEY_REFUSALS: &[u16] = &[400, 401, 403];
+
+pub struct Config<'a> {
+    pub name: String,
+    pub filter: Filter<'a>,
+    pub request: Request,
+    pub acts: Acts,
+    /// Whether each request also costs step 5's services (measured beside
+    /// Envoy in the CPU table).
+    pub services: bool,
+    /// A key check: it is sent the nine ways a key can arrive
+    /// (`proof::KEY_INPUTS`), and these are the statuses its refusals use.
+    pub refuses_with: Option<&'static [u16]>,
+    pub tables: Vec<Table>,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Table {
+    /// Counted under callgrind.
+    Instructions,
+    /// Shown in the refusal table: a build that reads keys its own way.
+    Refusals,
+    /// Part one's step as built: the candidates are compared with it.
+    Reference,
+    /// A build of part one's step, in the candidate table.
+    Candidate,
+    /// The do-nothing plugin: the floor of the candidate table.
+    Floor,
+    /// Envoy's start-up time and memory with it.
+    Startup,
+    /// The start-up table's baseline (no Wasm at all).
+    StartupBaseline,
+    /// Timed in CPU microseconds, in `group`, on its own Envoy with
+    /// `workers`; `share` of the usual request count (the slow naive
+    /// variant); on the key chart's line `chart` at x = `keys`.
+    Cpu {
+        group: &'static str,
+        keys: usize,
+        workers: u32,
+        share: f64,
+        chart: Option<&'static str>,
+    },
+}
+
+impl Config<'_> {
+    pub fn is_in(&self, table: Table) -> bool {
+        self.tables.contains(&table)
+    }
+
+    pub fn cpu(&self) -> Option<Table> {
+        self.tables
+            .iter()
+            .copied()
+            .find(|t| matches!(t, Table::Cpu { .. }))
+    }
+}
+
+/// The variants of part one's step the benchmark builds: what each part
+/// of its work costs, and cheaper candidates. (name, build folder,
+/// replacements, in the refusal table too.)
+const CANDIDATES: [(&str, &str, &[Patch], bool); 7] = [
+    (
+        "step 1, key check only (no header set, no log)",
+        "bench-key-check-only",
+        &[STOP_AFTER_KEY_CHECK, NO_REQUEST_LOG],
+        false,
+    ),
+    (
+        "step 1 without its request log line",
+        "bench-no-request-log",
+        &[NO_REQUEST_LOG],
+        false,
+    ),
+    (
+        "step 1 reading the request.headers attribute",
+        "bench-read-the-attribute",
+        &[READ_THE_ATTRIBUTE],
+        true,
+    ),
+    (
+        "step 1 reading the attribute, without its log line",
+        "bench-read-the-attribute-no-log",
+        &[READ_THE_ATTRIBUTE, NO_REQUEST_LOG],
+        false,
+    ),
+    (
+        "step 1 reading the attribute, key check only (no header set, no log)",
+        "bench-read-the-attribute-key-check-only",
+        &[READ_THE_ATTRIBUTE, STOP_AFTER_KEY_CHECK, NO_REQUEST_LOG],
+        false,
+    ),
+    (
+        "step 1 reading only the first value (blind to a repeated key)",
+        "bench-read-the-first-value",
+        &[READ_THE_FIRST_VALUE],
+        true,
+    ),
+    (
+        "step 1 reading only the first value, key check only",
+        "bench-read-the-first-value-key-check-only",
+        &[READ_THE_FIRST_VALUE, STOP_AFTER_KEY_CHECK, NO_REQUEST_LOG],
+        false,
+    ),
+];
+
+pub const DOES_NOTHING: &str = "Wasm plugin doing nothing";
+
+/// Every module the configurations load: each step's, and the variants'.
+pub struct Modules {
+    steps: BTreeMap<String, PathBuf>,
+    variants: BTreeMap<&'static str, PathBuf>,
+    /// The three keys of the native filters' configurations.
+    three: Vec<String>,
+}
+
+impl Modules {
+    pub fn build() -> Modules {
+        let steps = Step::all()
+            .into_iter()
+            .map(|step| {
+                let wasm = steps::build(&step.name);
+                (step.name, wasm)
+            })
+            .collect();
+        let part_one = Step::part_one().name;
+        let mut variants: BTreeMap<&'static str, PathBuf> = CANDIDATES
+            .iter()
+            .map(|(_, folder, patches, _)| (*folder, variants::build(&part_one, folder, patches)))
+            .collect();
+        for (folder, patches) in [
+            ("bench-do-nothing", &[DO_NOTHING, NO_REQUEST_LOG][..]),
+            ("bench-copy-keys", &COPY_KEYS_PER_REQUEST[..]),
+        ] {
+            variants.insert(folder, variants::build(&part_one, folder, patches));
+        }
+        Modules {
+            steps,
+            variants,
+            three: keys(3),
+        }
+    }
+
+    /// Only `step`'s module (`bench --quick --step`).
+    pub fn only(step: &Step) -> Modules {
+        Modules {
+            steps: BTreeMap::from([(step.name.clone(), steps::build(&step.name))]),
+            variants: BTreeMap::new(),
+            three: keys(3),
+        }
+    }
+
+    pub fn step(&self, folder: &str) -> &PathBuf {
+        &self.steps[folder]
+    }
+
+    fn variant(&self, folder: &str) -> &PathBuf {
+        &self.variants[folder]
+    }
+}
+
+/// A step's row, as its description says.
+pub fn step_row<'a>(modules: &'a Modules, d: &Description) -> Config<'a> {
+    let wasm = modules.step(d.folder);
+    let filter = match d.bench.filter {
+        BenchFilter::Plugin { json } => Filter::Wasm {
+            wasm,
+            json: json.to_owned(),
+        },
+        BenchFilter::HoldingHeaders { json } => Filter::HoldingHeaders {
+            wasm,
+            json: json.to_owned(),
+        },
+        BenchFilter::WithSingleton {
+            json,
+            singleton_json,
+        } => Filter::KeyRefresh {
+            wasm,
+            filter_json: json.to_owned(),
+            refresher_json: singleton_json.to_owned(),
+        },
+    };
+    let key_check = d.cases == Cases::ApiKeys;
+    let mut tables = vec![Table::Instructions, Table::Startup];
+    if key_check {
+        tables.push(Table::Refusals);
+    }
+    if d.part_one {
+        tables.extend([Table::Reference, Table::Candidate]);
+    }
+    Config {
+        name: d.bench.name.to_owned(),
+        filter,
+        request: request(d.bench.request, 1024),
+        acts: d.bench.acts,
+        services: d.services.contains(&Service::RateLimit),
+        refuses_with: key_check.then_some(KEY_REFUSALS),
+        tables,
+    }
+}
+
+fn request(kind: BenchRequest, body_size: usize) -> Request {
+    match kind {
+        BenchRequest::Get => Request::Get,
+        BenchRequest::GetToCluster => Request::GetToCluster,
+        BenchRequest::GetJson => Request::GetJson,
+        BenchRequest::SignedPost { secret } => crate::signed_post(body_size, secret),
+    }
+}
+
+fn described(folder: &str) -> &'static Description {
+    project::step::DESCRIPTIONS
+        .iter()
+        .find(|d| d.folder == folder)
+        .unwrap_or_else(|| panic!("no step {folder}"))
+}
+
+/// The step whose description holds the headers (reads a body) for this
+/// kind of request: step 4's request bodies, step 6's responses.
+pub fn holding(request: impl Fn(BenchRequest) -> bool) -> &'static str {
+    project::step::DESCRIPTIONS
+        .iter()
+        .find(|d| {
+            matches!(d.bench.filter, BenchFilter::HoldingHeaders { .. }) && request(d.bench.request)
+        })
+        .map(|d| d.folder)
+        .expect("a step holds such bodies")
+}
+
+/// The JSON of a described step's plugin in the benchmark.
+fn json_of(folder: &str) -> &'static str {
+    match described(folder).bench.filter {
+        BenchFilter::Plugin { json } | BenchFilter::HoldingHeaders { json } => json,
+        BenchFilter::WithSingleton { json, .. } => json,
+    }
+}
+
+/// Step 1's configuration with `count` keys.
+fn keys_json(count: usize) -> String {
+    serde_json::json!({ "header_name": "x-api-key", "valid_keys": keys(count) }).to_string()
+}
+
+fn wasm_filter<'a>(wasm: &'a std::path::Path, json: &str) -> Filter<'a> {
+    Filter::Wasm {
+        wasm,
+        json: json.to_owned(),
+    }
+}
+
+/// A GET to a configuration of no service.
+fn plain<'a>(
+    name: &str,
+    filter: Filter<'a>,
+    acts: Acts,
+    refuses_with: Option<&'static [u16]>,
+    tables: &[Table],
+) -> Config<'a> {
+    Config {
+        name: name.to_owned(),
+        filter,
+        request: Request::Get,
+        acts,
+        services: false,
+        refuses_with,
+        tables: tables.to_vec(),
+    }
+}
+
+/// Every configuration, in the order of the tables.
+pub fn all(modules: &Modules) -> Vec<Config<'_>> {
+    let part_one = Step::part_one();
+    let part_one_wasm = modules.step(&part_one.name);
+    let three = &modules.three;
+    let cpu = |group, keys, workers, share| Table::Cpu {
+        group,
+        keys,
+        workers,
+        share,
+        chart: None,
+    };
+    let mut all = Vec::new();
+
+    // Part one's step, the floor, and the candidates.
+    let descriptions = project::step::DESCRIPTIONS;
+    let (first, others): (Vec<&Description>, Vec<&Description>) =
+        descriptions.iter().partition(|d| d.part_one);
+    all.extend(first.iter().map(|d| step_row(modules, d)));
+    all.push(plain(
+        DOES_NOTHING,
+        Filter::Wasm {
+            wasm: modules.variant("bench-do-nothing"),
+            json: keys_json(3),
+        },
+        Acts::Nothing,
+        None,
+        &[Table::Instructions, Table::Floor],
+    ));
+    for (name, folder, _, refusals) in CANDIDATES {
+        let mut tables = vec![Table::Instructions, Table::Candidate];
+        if refusals {
+            tables.push(Table::Refusals);
+        }
+        all.push(plain(
+            name,
+            Filter::Wasm {
+                wasm: modules.variant(folder),
+                json: keys_json(3),
+            },
+            Acts::Refuses,
+            Some(KEY_REFUSALS),
+            &tables,
+        ));
+    }
+    all.push(plain(
+        "step 1, 100000 keys",
+        Filter::Wasm {
+            wasm: part_one_wasm,
+            json: keys_json(100_000),
+        },
+        Acts::Refuses,
+        None,
+        &[Table::Instructions, Table::Startup],
+    ));
+
+    // Every other step, as described.
+    all.extend(others.iter().map(|d| step_row(modules, d)));
+    let step_5 = "step-5-global-rate-limit";
+    all.push(Config {
+        name: "step 5 with Envoy's rate limit filter".into(),
+        filter: Filter::WasmThenRateLimit {
+            wasm: modules.step(step_5),
+            json: STEP_5_NATIVE_JSON.into(),
+        },
+        request: Request::GetToCluster,
+        acts: Acts::CountsInRedis,
+        services: true,
+        refuses_with: None,
+        tables: vec![Table::Instructions],
+    });
+
+    // Envoy's own filters.
+    let key_check = &[Table::Instructions, Table::Refusals][..];
+    all.extend([
+        plain(
+            "Envoy's api_key_auth filter, 3 keys",
+            Filter::ApiKeyAuth { keys: three },
+            Acts::Refuses,
+            Some(KEY_REFUSALS),
+            key_check,
+        ),
+        plain(
+            "RBAC header match, 3 keys",
+            Filter::Rbac { keys: three },
+            Acts::Refuses,
+            Some(KEY_REFUSALS),
+            &[Table::Instructions, Table::Refusals, Table::StartupBaseline],
+        ),
+        plain(
+            "Lua filter, 3 keys",
+            Filter::Lua { keys: three },
+            Acts::Refuses,
+            Some(KEY_REFUSALS),
+            key_check,
+        ),
+        plain(
+            "local_ratelimit",
+            Filter::LocalRateLimit,
+            Acts::EmptiesItsBucket,
+            None,
+            &[Table::Instructions],
+        ),
+        plain(
+            "Envoy's ext_authz filter asking an HTTP service",
+            Filter::ExtAuthz,
+            Acts::Refuses,
+            Some(KEY_REFUSALS),
+            key_check,
+        ),
+    ]);
+
+    // The CPU table's comparisons, each on an Envoy of its own: step 1's
+    // cost against the key count, beside a copy of the keys per request.
+    for (count, share) in [(3, 1.0), (1_000, 0.1), (100_000, 0.002)] {
+        for (name, wasm, share, chart) in [
+            ("step 1", part_one_wasm, 1.0, "step 1 (shared key set)"),
+            (
+                "keys copied per request",
+                modules.variant("bench-copy-keys"),
+                share,
+                "a copy of the keys per request",
+            ),
+        ] {
+            let table = Table::Cpu {
+                group: "keys",
+                keys: count,
+                workers: 1,
+                share,
+                chart: Some(chart),
+            };
+            let filter = wasm_filter(wasm, &keys_json(count));
+            let name = format!("{name}, {count} keys");
+            all.push(plain(&name, filter, Acts::Refuses, None, &[table]));
+        }
+    }
+    let (step_2, step_3, step_4) = (
+        "step-2-rate-limit",
+        "step-3-http-call",
+        "step-4-signed-body",
+    );
+    let step_3_json = |seconds: u32| {
+        serde_json::json!({
+            "header_name": "x-api-key", "auth_cluster": "sink", "auth_authority": "sink",
+            "auth_path": "/validate", "timeout_ms": 1000,
+            "cache_valid_seconds": seconds, "cache_invalid_seconds": seconds,
+            "cache_secret_env": "AUTH_CACHE_SECRET",
+        })
+        .to_string()
+    };
+    let step_1 = wasm_filter(part_one_wasm, &keys_json(3));
+    let nothing = wasm_filter(modules.variant("bench-do-nothing"), &keys_json(3));
+    let go = wasm_filter(modules.step("go-auth"), &keys_json(3));
+    let comparisons = [
+        (
+            DOES_NOTHING,
+            nothing,
+            Acts::Nothing,
+            cpu("reference", 3, 1, 1.0),
+        ),
+        (
+            "step 1 in Go",
+            go,
+            Acts::Refuses,
+            cpu("reference", 3, 1, 1.0),
+        ),
+        (
+            "Lua filter, 3 keys",
+            Filter::Lua { keys: three },
+            Acts::Refuses,
+            cpu("reference", 3, 1, 1.0),
+        ),
+        (
+            "RBAC header match, 3 keys",
+            Filter::Rbac { keys: three },
+            Acts::Refuses,
+            cpu("reference", 3, 1, 1.0),
+        ),
+        (
+            "step 1, 2 workers",
+            step_1,
+            Acts::Refuses,
+            cpu("rate-limit", 3, 2, 1.0),
+        ),
+        (
+            "step 2, 2 workers",
+            wasm_filter(modules.step(step_2), json_of(step_2)),
+            Acts::CountsInSharedData,
+            cpu("rate-limit", 3, 2, 1.0),
+        ),
+        (
+            "local_ratelimit, 2 workers",
+            Filter::LocalRateLimit,
+            Acts::EmptiesItsBucket,
+            cpu("rate-limit", 3, 2, 1.0),
+        ),
+        (
+            "step 3, cache off",
+            wasm_filter(modules.step(step_3), &step_3_json(0)),
+            Acts::AsksTheAuthService,
+            cpu("auth-service", 1, 1, 0.5),
+        ),
+        (
+            "step 3, warm cache",
+            wasm_filter(modules.step(step_3), &step_3_json(3600)),
+            Acts::AnswersFromItsCache,
+            cpu("auth-service", 1, 1, 0.5),
+        ),
+    ];
+    for (name, filter, acts, table) in comparisons {
+        all.push(plain(name, filter, acts, None, &[table]));
+    }
+    // Step 5 against step 2 above: the count in the rate limit service
+    // (one gRPC round trip on loopback, one Redis update) instead of
+    // shared data; the plugin asking, then Envoy's own filter asking.
+    let step_5_wasm = modules.step(step_5);
+    for (name, filter) in [
+        (
+            "step 5, 2 workers",
+            wasm_filter(step_5_wasm, json_of(step_5)),
+        ),
+        (
+            "step 5 with Envoy's rate limit filter, 2 workers",
+            Filter::WasmThenRateLimit {
+                wasm: step_5_wasm,
+                json: STEP_5_NATIVE_JSON.into(),
+            },
+        ),
+    ] {
+        all.push(Config {
+            request: Request::GetToCluster,
+            services: true,
+            ..plain(
+                name,
+                filter,
+                Acts::CountsInRedis,
+                None,
+                &[cpu("fleet", 3, 2, 0.5)],
+            )
+        });
+    }
+    for (size, label) in [(1024, "1 KiB"), (65_536, "64 KiB")] {
+        let filter = Filter::HoldingHeaders {
+            wasm: modules.step(step_4),
+            json: json_of(step_4).into(),
+        };
+        all.push(Config {
+            request: request(described(step_4).bench.request, size),
+            ..plain(
+                &format!("step 4, {label} body"),
+                filter,
+                Acts::Refuses,
+                None,
+                &[cpu("bodies", 0, 1, 0.2)],
+            )
+        });
+    }
+    all
+}
+
+/// Step 5 with Envoy's rate limit filter asking: the plugin only sets the
+/// descriptor header.
+const STEP_5_NATIVE_JSON: &str = r#"{"header_name":"x-api-key","valid_keys":["key-000000","key-000001","key-000002"],"rate_limit":{"descriptor_secret":"bench-descriptor-secret-0123456789","descriptor_header":"x-api-key-hash"}}"#;
