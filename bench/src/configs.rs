@@ -26,13 +26,18 @@ pub enum Filter<'a> {
         wasm: &'a Path,
         json: String,
     },
-    /// Step 7: the filter reading the key list that the same module, as
-    /// a singleton refresher (a bootstrap extension), fetches from the
-    /// sink's `/keys`.
+    /// Steps 7 and 8: the filter reading the keys that the same module,
+    /// as a singleton refresher (a bootstrap extension), fetches from the
+    /// sink (`/keys`, `/jwks`); each module in a `vm_id` of its own.
     KeyRefresh {
         wasm: &'a Path,
         filter_json: String,
         refresher_json: String,
+    },
+    /// Envoy's `jwt_authn` filter, with this JWK set inline: step 8's
+    /// native twin.
+    JwtAuthn {
+        jwks: String,
     },
     Lua {
         keys: &'a [String],
@@ -82,26 +87,37 @@ fn key_list_json() -> String {
     serde_json::json!({ "keys": keys(3) }).to_string()
 }
 
-/// Step 7's refresher as a singleton service, for `envoy_yaml`.
+/// The `vm_id` of a refreshing module: its own, so that two of them in
+/// one Envoy (quick mode) publish their keys apart.
+fn refresh_vm_id(wasm: &Path) -> String {
+    let stem = wasm.file_stem().map(|s| s.to_string_lossy().into_owned());
+    format!("refresh-{}", stem.unwrap_or_default())
+}
+
+/// Each refreshing module's refresher as a singleton service, for
+/// `envoy_yaml`.
 fn bootstrap_yaml(filters: &[&Filter]) -> String {
-    filters
+    let mut seen = Vec::new();
+    let services: String = filters
         .iter()
-        .find_map(|filter| match filter {
+        .filter_map(|filter| match filter {
             Filter::KeyRefresh {
                 wasm,
                 refresher_json,
                 ..
-            } => Some(format!(
-                r#"bootstrap_extensions:
-- name: envoy.bootstrap.wasm
+            } if !seen.contains(wasm) => {
+                seen.push(*wasm);
+                let vm_id = refresh_vm_id(wasm);
+                Some(format!(
+                    r#"- name: envoy.bootstrap.wasm
   typed_config:
     "@type": type.googleapis.com/envoy.extensions.wasm.v3.WasmService
     singleton: true
     config:
-      name: key-refresher
+      name: {vm_id}
       root_id: key-refresher
       vm_config:
-        vm_id: key-refresh
+        vm_id: {vm_id}
         runtime: envoy.wasm.runtime.v8
         environment_variables: {{ host_env_keys: ["KEY_LIST_SECRET"] }}
         code: {{ local: {{ filename: "{}" }} }}
@@ -109,12 +125,39 @@ fn bootstrap_yaml(filters: &[&Filter]) -> String {
         "@type": type.googleapis.com/google.protobuf.StringValue
         value: '{}'
 "#,
-                wasm.display(),
-                refresher_json
-            )),
+                    wasm.display(),
+                    refresher_json
+                ))
+            }
             _ => None,
         })
-        .unwrap_or_default()
+        .collect();
+    if services.is_empty() {
+        services
+    } else {
+        format!("bootstrap_extensions:\n{services}")
+    }
+}
+
+/// The JWK set of the step whose benchmark requests carry tokens (its
+/// description names the file), which the sink serves at `/jwks`.
+pub fn jwks_json() -> String {
+    project::step::DESCRIPTIONS
+        .iter()
+        .find_map(|d| match d.bench.request {
+            project::step::BenchRequest::Bearer { jwks, .. } => {
+                let path = project::repo_root().join("code").join(d.folder).join(jwks);
+                Some(
+                    std::fs::read_to_string(&path)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+                )
+            }
+            _ => None,
+        })
+        .map_or_else(
+            || r#"{"keys":[]}"#.to_owned(),
+            |text| text.trim().to_owned(),
+        )
 }
 
 fn filter_yaml(filter: &Filter) -> String {
@@ -154,9 +197,28 @@ fn filter_yaml(filter: &Filter) -> String {
         })
         .replace(
             "runtime: envoy.wasm.runtime.v8\n",
-            "vm_id: key-refresh\n                  runtime: envoy.wasm.runtime.v8\n",
+            &format!(
+                "vm_id: {}\n                  runtime: envoy.wasm.runtime.v8\n",
+                refresh_vm_id(wasm)
+            ),
         )
         .replace("AUTH_CACHE_SECRET", "KEY_LIST_SECRET"),
+        Filter::JwtAuthn { jwks } => format!(
+            r#"
+          - name: check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                book:
+                  issuer: https://issuer.example
+                  audiences: [api]
+                  clock_skew_seconds: 30
+                  forward: true
+                  local_jwks: {{ inline_string: '{jwks}' }}
+              rules:
+              - match: {{ prefix: "/" }}
+                requires: {{ provider_name: book }}"#
+        ),
         Filter::WasmThenRateLimit { wasm, json } => {
             let plugin = filter_yaml(&Filter::Wasm {
                 wasm,
@@ -335,11 +397,11 @@ fn listener_yaml(name: &str, port: u16, filter: &Filter) -> String {
 /// admin interface, and `sink_port`, a listener of the same Envoy that
 /// reads each request's whole body (the buffer filter) and answers 200: the
 /// upstream of the `/body/` routes, where a filter that reads bodies is
-/// measured, step 3's auth service (`/validate`, a yes for every key),
-/// step 6's upstream (`/json/`, `USER_JSON`) and step 7's key service
-/// (`/keys`).
+/// measured, step 6's upstream (`/json/`, `USER_JSON`), step 7's key service
+/// (`/keys`) and step 8's (`/jwks`).
 /// Answering at the headers, as `direct_response` does, would end the
-/// request before the filter had seen the body.
+/// request before the filter had seen the body. `auth_port` is step 3's
+/// auth service (`auth_listener_yaml`).
 ///
 /// `rate_limit_port` is step 5's rate limit service (gRPC); configurations
 /// that do not call it never connect there.
@@ -348,29 +410,18 @@ fn envoy_yaml(
     listeners: &str,
     admin_port: u16,
     sink_port: u16,
+    auth_port: u16,
     rate_limit_port: u16,
 ) -> String {
     let user_json = USER_JSON;
     let key_list = key_list_json();
-    format!(
-        r#"{bootstrap}admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}
-static_resources:
-  listeners:
-{listeners}  - name: sink
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {sink_port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: sink
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              # ext_authz's auth service: 200 for the three keys the
+    let jwks = jwks_json();
+    let auth_listener = auth_listener_yaml(auth_port);
+    let sink_listener = project::envoy::listener_yaml(
+        "sink",
+        sink_port,
+        &format!(
+            r#"              # ext_authz's auth service: 200 for the three keys the
               # benchmark configures (keys(3)), 403 for anything else.
               - match:
                   prefix: "/authz/"
@@ -378,9 +429,6 @@ static_resources:
                 direct_response: {{ status: 200 }}
               - match: {{ prefix: "/authz/" }}
                 direct_response: {{ status: 403 }}
-              # Step 3's auth service: yes to every key.
-              - match: {{ prefix: "/validate" }}
-                direct_response: {{ status: 200, body: {{ inline_string: '{{"valid":true}}' }} }}
               - match: {{ prefix: "/json/" }}
                 direct_response: {{ status: 200, body: {{ inline_string: '{user_json}' }} }}
                 response_headers_to_add:
@@ -391,17 +439,23 @@ static_resources:
                 response_headers_to_add:
                 - header: {{ key: content-type, value: application/json }}
                   append_action: OVERWRITE_IF_EXISTS_OR_ADD
+              # Step 8's key service: the JWK set of its test keys.
+              - match: {{ prefix: "/jwks" }}
+                direct_response: {{ status: 200, body: {{ inline_string: '{jwks}' }} }}
               - match: {{ prefix: "/" }}
-                direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
-          http_filters:
-          - name: envoy.filters.http.buffer
+                direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}"#
+        ),
+        r#"          - name: envoy.filters.http.buffer
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
-              max_request_bytes: 1048576
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
+              max_request_bytes: 1048576"#,
+    );
+    format!(
+        r#"{bootstrap}admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}
+static_resources:
+  listeners:
+{listeners}{auth_listener}{sink_listener}  clusters:
   - name: sink
     connect_timeout: 1s
     type: STATIC
@@ -410,6 +464,14 @@ static_resources:
       endpoints:
       - lb_endpoints:
         - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {sink_port} }} }} }}
+  - name: auth_service
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: auth_service
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {auth_port} }} }} }}
   - name: rate_limit_service
     connect_timeout: 1s
     type: STATIC
@@ -423,6 +485,35 @@ static_resources:
       - lb_endpoints:
         - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {rate_limit_port} }} }} }}
 "#
+    )
+}
+
+/// Step 3's auth service, a listener of its own so that no other
+/// configuration pays for its Lua: `{"valid":true}` for a request whose
+/// JSON body names one of the configured keys (`keys(3)`, as the
+/// `ext_authz` service knows them), `{"valid":false}` for any other, as
+/// the book's auth service answers. A service that said yes to every key
+/// would make step 3 let unknown keys through in the refusal table.
+fn auth_listener_yaml(port: u16) -> String {
+    project::envoy::listener_yaml(
+        "auth_service",
+        port,
+        r#"              - match: { prefix: "/validate" }
+                direct_response: { status: 404 }"#,
+        r#"          - name: envoy.filters.http.lua
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+              default_source_code:
+                inline_string: |
+                  function envoy_on_request(handle)
+                    local body = handle:body()
+                    local text = body and body:getBytes(0, body:length()) or ""
+                    local answer = '{"valid":false}'
+                    if string.find(text, '^{"key":"key%-00000[0-2]"}$') then
+                      answer = '{"valid":true}'
+                    end
+                    handle:respond({[":status"] = "200", ["content-type"] = "application/json"}, answer)
+                  end"#,
     )
 }
 
@@ -440,7 +531,7 @@ pub fn several_on_free_ports(
     filters: &[&Filter],
     rate_limit_port: u16,
 ) -> (EnvoyConfig, Vec<u16>, u16) {
-    let (admin, sink) = (free_port(), free_port());
+    let (admin, sink, auth) = (free_port(), free_port(), free_port());
     let ports: Vec<u16> = filters.iter().map(|_| free_port()).collect();
     let listeners: String = filters
         .iter()
@@ -453,6 +544,7 @@ pub fn several_on_free_ports(
         &listeners,
         admin,
         sink,
+        auth,
         rate_limit_port,
     );
     (EnvoyConfig::from_text(yaml), ports, admin)

@@ -59,12 +59,14 @@ enum Request {
         file: PathBuf,
         signature: String,
     },
+    /// A GET with this `authorization` value (a bearer token).
+    Bearer(String),
 }
 
 impl Request {
     fn path_prefix(&self) -> &'static str {
         match self {
-            Request::Get => "",
+            Request::Get | Request::Bearer(_) => "",
             Request::GetToCluster | Request::SignedPost { .. } => "/body",
             Request::GetJson => "/json",
         }
@@ -82,6 +84,7 @@ impl Request {
                 "-H".into(),
                 format!("x-signature-256: {signature}"),
             ],
+            Request::Bearer(value) => vec!["-H".into(), format!("authorization: {value}")],
             Request::Get | Request::GetToCluster | Request::GetJson => Vec::new(),
         }
     }
@@ -98,6 +101,10 @@ impl Request {
             } => {
                 passing.push(("x-signature-256".into(), signature.clone().into_bytes()));
                 Some(body.as_slice())
+            }
+            Request::Bearer(value) => {
+                passing.push(("authorization".into(), value.clone().into_bytes()));
+                None
             }
             _ => None,
         };
@@ -145,10 +152,15 @@ fn count_one(
     envoy.wait_until_ready();
     let target = request.target(name, port, envoy.admin_port);
     proof::check(&target, config.acts, redis);
-    // What each key check does with the ways a key can arrive.
+    // What each key or token check does with the ways a credential can
+    // arrive.
     let refusals = config
-        .refuses_with
-        .map(|_| proof::refusals(&target, configs::REQUEST_KEY));
+        .refuses
+        .as_ref()
+        .map(|refuses| match &refuses.inputs {
+            rows::Inputs::Keys => proof::refusals(&target, configs::REQUEST_KEY),
+            rows::Inputs::Tokens(inputs) => proof::token_refusals(&target, inputs),
+        });
     let tables: Vec<String> = config.tables.iter().map(|t| format!("{t:?}")).collect();
     let path = |route: &str| format!("{}{route}", request.path_prefix());
     let extra = request.h2load_args();
@@ -164,7 +176,9 @@ fn count_one(
     }
     let mut row = json!({
         "name": name, "requests_per_sample": batch, "counted": !on.is_empty(),
-        "refusals": refusals, "refuses_with": config.refuses_with, "tables": tables,
+        "refusals": refusals, "tables": tables,
+        "refusal_inputs": config.refuses.as_ref().map(|r| r.inputs.name()),
+        "refuses_with": config.refuses.as_ref().map(|r| r.statuses),
     });
     if !on.is_empty() {
         let added: Vec<f64> = on.iter().zip(&off).map(|(on, off)| on - off).collect();
@@ -305,16 +319,18 @@ fn main() {
     if quick {
         // Statuses do not vary between runs: a quick run must find what
         // the last full run wrote for the book.
-        let read = |dir: &std::path::Path| {
-            std::fs::read_to_string(dir.join("refusals.md")).unwrap_or_default()
-        };
         let committed = paths::repo_root().join("src/captured/bench");
-        assert_eq!(
-            read(&out),
-            read(&committed),
-            "the key checks answered differently from src/captured/bench/refusals.md \
-             (a full `cargo xtask bench` writes it)"
-        );
+        for table in ["refusals.md", "token-refusals.md"] {
+            let read = |dir: &std::path::Path| {
+                std::fs::read_to_string(dir.join(table)).unwrap_or_default()
+            };
+            assert_eq!(
+                read(&out),
+                read(&committed),
+                "the checks answered differently from src/captured/bench/{table} \
+                 (a full `cargo xtask bench` writes it)"
+            );
+        }
     }
     eprintln!("==> results in {}", out.display());
 }

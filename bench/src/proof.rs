@@ -129,6 +129,21 @@ pub fn refusals(target: &Target, valid: &str) -> Vec<u16> {
         .collect()
 }
 
+/// The status `/checked` answers for each token input (a heading and the
+/// `authorization` values sent).
+pub fn token_refusals(target: &Target, inputs: &[(&'static str, Vec<String>)]) -> Vec<u16> {
+    inputs
+        .iter()
+        .map(|(_, values)| {
+            let headers: Vec<(&str, &[u8])> = values
+                .iter()
+                .map(|value| ("authorization", value.as_bytes()))
+                .collect();
+            target.send("/checked", &headers).0
+        })
+        .collect()
+}
+
 /// `bytes` with its first `from` replaced by `to`.
 fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     match bytes.windows(from.len()).position(|window| window == from) {
@@ -208,7 +223,7 @@ pub fn check(target: &Target, acts: Acts, redis: &Redis) {
             );
         }
         Acts::AsksTheAuthService => {
-            let calls = "http.sink.downstream_rq_completed";
+            let calls = "http.auth_service.downstream_rq_completed";
             let before = target.stat(calls);
             for _ in 0..3 {
                 assert_eq!(target.send("/checked", &passing).0, 200, "{name}");

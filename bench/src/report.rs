@@ -164,7 +164,20 @@ pub fn write(out: &Path, results: &Value) {
         );
     }
     write_file("instructions.md", counted);
-    write_file("refusals.md", refusal_table(&results["instructions"]));
+    let key_inputs: Vec<&str> = crate::proof::KEY_INPUTS.iter().map(|(h, _)| *h).collect();
+    write_file(
+        "refusals.md",
+        refusal_table(&results["instructions"], "keys", &key_inputs, "key"),
+    );
+    write_file(
+        "token-refusals.md",
+        refusal_table(
+            &results["instructions"],
+            "tokens",
+            &harness::tokens::HEADINGS,
+            "token",
+        ),
+    );
     write_file(
         "step-1-candidates.md",
         candidate_table(&results["instructions"]),
@@ -322,7 +335,7 @@ enum Refusals {
     /// A 5xx, or no answer: an error, not a refusal.
     Error(u64),
     /// The valid key was not let through.
-    ValidKeyNotLetThrough(u64),
+    ValidNotLetThrough(u64),
     /// The row has no refusal statuses (it is not a key check).
     NotMeasured,
 }
@@ -337,7 +350,7 @@ fn refused(row: &Value) -> (Refusals, Vec<bool>) {
     let is_refusal = |status: &u64| refusing.iter().any(|r| r.as_u64() == Some(*status));
     let each: Vec<bool> = statuses.iter().skip(1).map(is_refusal).collect();
     let verdict = if statuses.first() != Some(&200) {
-        Refusals::ValidKeyNotLetThrough(statuses.first().copied().unwrap_or(0))
+        Refusals::ValidNotLetThrough(statuses.first().copied().unwrap_or(0))
     } else if let Some(error) = statuses.iter().find(|s| **s >= 500 || **s == 0) {
         Refusals::Error(*error)
     } else if each.iter().all(|r| *r) {
@@ -354,25 +367,24 @@ fn refused(row: &Value) -> (Refusals, Vec<bool>) {
     (verdict, each)
 }
 
-/// What each key check answered for each way a key can arrive
-/// (`proof::KEY_INPUTS`): a 200 for anything but the plain valid key is in
-/// bold, since that request got past the check; the last column says
-/// whether every bad request got one of the statuses the row's refusals
-/// use (a 5xx is an error, never a refusal).
-fn refusal_table(rows: &Value) -> String {
-    let inputs = crate::proof::KEY_INPUTS;
+/// What each check of `kind` (`keys` or `tokens`) answered for each of
+/// its inputs (`headings`, the valid credential first): a 200 for anything
+/// but the valid one is in bold, since that request got past the check;
+/// the last column says whether every bad request got one of the statuses
+/// the row's refusals use (a 5xx is an error, never a refusal).
+fn refusal_table(rows: &Value, kind: &str, headings: &[&str], credential: &str) -> String {
     let mut table = String::from("| configuration |");
-    for (heading, _) in inputs {
+    for heading in headings {
         let _ = write!(table, " {heading} |");
     }
-    table.push_str(" refuses every bad key |\n|---|");
-    table.push_str(&"---|".repeat(inputs.len() + 1));
+    let _ = write!(table, " refuses every bad {credential} |\n|---|");
+    table.push_str(&"---|".repeat(headings.len() + 1));
     table.push('\n');
     for row in rows.as_array().into_iter().flatten() {
         let Some(statuses) = row["refusals"].as_array() else {
             continue;
         };
-        if !in_table(row, "Refusals") {
+        if !in_table(row, "Refusals") || row["refusal_inputs"] != kind {
             continue;
         }
         let _ = write!(table, "| {} |", row["name"].as_str().unwrap_or(""));
@@ -395,8 +407,8 @@ fn refusal_table(rows: &Value) -> String {
                     .join(", ")
             ),
             Refusals::Error(status) => format!("**error** ({status})"),
-            Refusals::ValidKeyNotLetThrough(status) => {
-                format!("**no**: the valid key got {status}")
+            Refusals::ValidNotLetThrough(status) => {
+                format!("**no**: the valid {credential} got {status}")
             }
             Refusals::NotMeasured => "not measured".to_owned(),
         };
@@ -432,7 +444,7 @@ fn candidate_table(rows: &Value) -> String {
         let (verdict, refuses) = refused(row);
         let keeps = match verdict {
             Refusals::Error(status) => format!("**error** ({status})"),
-            Refusals::ValidKeyNotLetThrough(status) => {
+            Refusals::ValidNotLetThrough(status) => {
                 format!("**no**: the valid key got {status}")
             }
             Refusals::NotMeasured => "not measured".to_owned(),

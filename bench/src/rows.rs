@@ -17,9 +17,10 @@ use project::step::{Acts, BenchFilter, BenchRequest, Cases, Description, Service
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// The statuses a key check refuses with: a missing, unknown or repeated
-/// key. A 5xx (or no answer) is an error, never a refusal.
-pub const KEY_REFUSALS: &[u16] = &[400, 401, 403];
+/// The statuses a key or token check refuses with: a missing, unknown,
+/// repeated or invalid credential. A 5xx (or no answer) is an error, never
+/// a refusal.
+pub const REFUSALS: &[u16] = &[400, 401, 403];
 
 pub struct Config<'a> {
     pub name: String,
@@ -29,10 +30,70 @@ pub struct Config<'a> {
     /// Whether each request also costs step 5's services (measured beside
     /// Envoy in the CPU table).
     pub services: bool,
-    /// A key check: it is sent the nine ways a key can arrive
-    /// (`proof::KEY_INPUTS`), and these are the statuses its refusals use.
-    pub refuses_with: Option<&'static [u16]>,
+    /// A key or token check: what it is sent, and the statuses its
+    /// refusals use.
+    pub refuses: Option<Refuses>,
     pub tables: Vec<Table>,
+}
+
+pub struct Refuses {
+    pub inputs: Inputs,
+    pub statuses: &'static [u16],
+}
+
+/// The bad credentials a check is sent.
+pub enum Inputs {
+    /// The nine ways a key can arrive (`proof::KEY_INPUTS`).
+    Keys,
+    /// Tokens, each a heading and the `authorization` values sent
+    /// (`harness::tokens::Minter::inputs`).
+    Tokens(Vec<(&'static str, Vec<String>)>),
+}
+
+impl Inputs {
+    /// Which refusal table the row goes in.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Inputs::Keys => "keys",
+            Inputs::Tokens(_) => "tokens",
+        }
+    }
+}
+
+fn key_check() -> Option<Refuses> {
+    Some(Refuses {
+        inputs: Inputs::Keys,
+        statuses: REFUSALS,
+    })
+}
+
+/// The minter of a step whose benchmark requests carry tokens.
+fn minter(d: &Description) -> Option<harness::tokens::Minter> {
+    let BenchRequest::Bearer {
+        private_key,
+        public_key,
+        kid,
+        ..
+    } = d.bench.request
+    else {
+        return None;
+    };
+    let dir = project::repo_root().join("code").join(d.folder);
+    let read = |file: &str| {
+        std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{}/{file}: {e}", d.folder))
+    };
+    Some(harness::tokens::Minter::new(
+        &read(private_key),
+        &read(public_key),
+        kid,
+    ))
+}
+
+fn token_check(minter: &harness::tokens::Minter) -> Option<Refuses> {
+    Some(Refuses {
+        inputs: Inputs::Tokens(minter.inputs()),
+        statuses: REFUSALS,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -200,9 +261,14 @@ pub fn step_row<'a>(modules: &'a Modules, d: &Description) -> Config<'a> {
             refresher_json: singleton_json.to_owned(),
         },
     };
-    let key_check = d.cases == Cases::ApiKeys;
+    let minter = minter(d);
+    let refuses = match (&minter, d.cases) {
+        (_, Cases::ApiKeys) => key_check(),
+        (Some(minter), _) => token_check(minter),
+        _ => None,
+    };
     let mut tables = vec![Table::Instructions, Table::Startup];
-    if key_check {
+    if refuses.is_some() {
         tables.push(Table::Refusals);
     }
     if d.part_one {
@@ -211,10 +277,13 @@ pub fn step_row<'a>(modules: &'a Modules, d: &Description) -> Config<'a> {
     Config {
         name: d.bench.name.to_owned(),
         filter,
-        request: request(d.bench.request, 1024),
+        request: match &minter {
+            Some(minter) => Request::Bearer(format!("Bearer {}", minter.good())),
+            None => request(d.bench.request, 1024),
+        },
         acts: d.bench.acts,
         services: d.services.contains(&Service::RateLimit),
-        refuses_with: key_check.then_some(KEY_REFUSALS),
+        refuses,
         tables,
     }
 }
@@ -225,6 +294,8 @@ fn request(kind: BenchRequest, body_size: usize) -> Request {
         BenchRequest::GetToCluster => Request::GetToCluster,
         BenchRequest::GetJson => Request::GetJson,
         BenchRequest::SignedPost { secret } => crate::signed_post(body_size, secret),
+        // Made by `step_row`, which has the step's keys.
+        BenchRequest::Bearer { .. } => Request::Get,
     }
 }
 
@@ -272,7 +343,7 @@ fn plain<'a>(
     name: &str,
     filter: Filter<'a>,
     acts: Acts,
-    refuses_with: Option<&'static [u16]>,
+    refuses: Option<Refuses>,
     tables: &[Table],
 ) -> Config<'a> {
     Config {
@@ -281,7 +352,7 @@ fn plain<'a>(
         request: Request::Get,
         acts,
         services: false,
-        refuses_with,
+        refuses,
         tables: tables.to_vec(),
     }
 }
@@ -327,7 +398,7 @@ pub fn all(modules: &Modules) -> Vec<Config<'_>> {
                 json: keys_json(3),
             },
             Acts::Refuses,
-            Some(KEY_REFUSALS),
+            key_check(),
             &tables,
         ));
     }
@@ -354,33 +425,33 @@ pub fn all(modules: &Modules) -> Vec<Config<'_>> {
         request: Request::GetToCluster,
         acts: Acts::CountsInRedis,
         services: true,
-        refuses_with: None,
+        refuses: None,
         tables: vec![Table::Instructions],
     });
 
     // Envoy's own filters.
-    let key_check = &[Table::Instructions, Table::Refusals][..];
+    let refusal_rows = &[Table::Instructions, Table::Refusals][..];
     all.extend([
         plain(
             "Envoy's api_key_auth filter, 3 keys",
             Filter::ApiKeyAuth { keys: three },
             Acts::Refuses,
-            Some(KEY_REFUSALS),
-            key_check,
+            key_check(),
+            refusal_rows,
         ),
         plain(
             "RBAC header match, 3 keys",
             Filter::Rbac { keys: three },
             Acts::Refuses,
-            Some(KEY_REFUSALS),
+            key_check(),
             &[Table::Instructions, Table::Refusals, Table::StartupBaseline],
         ),
         plain(
             "Lua filter, 3 keys",
             Filter::Lua { keys: three },
             Acts::Refuses,
-            Some(KEY_REFUSALS),
-            key_check,
+            key_check(),
+            refusal_rows,
         ),
         plain(
             "local_ratelimit",
@@ -393,10 +464,26 @@ pub fn all(modules: &Modules) -> Vec<Config<'_>> {
             "Envoy's ext_authz filter asking an HTTP service",
             Filter::ExtAuthz,
             Acts::Refuses,
-            Some(KEY_REFUSALS),
-            key_check,
+            key_check(),
+            refusal_rows,
         ),
     ]);
+
+    // Envoy's jwt_authn filter beside the step whose requests carry tokens.
+    if let Some(minter) = project::step::DESCRIPTIONS.iter().find_map(minter) {
+        all.push(Config {
+            request: Request::Bearer(format!("Bearer {}", minter.good())),
+            ..plain(
+                "Envoy's jwt_authn filter",
+                Filter::JwtAuthn {
+                    jwks: crate::configs::jwks_json(),
+                },
+                Acts::Refuses,
+                token_check(&minter),
+                &[Table::Instructions, Table::Refusals],
+            )
+        });
+    }
 
     // The CPU table's comparisons, each on an Envoy of its own: step 1's
     // cost against the key count, beside a copy of the keys per request.
@@ -429,7 +516,7 @@ pub fn all(modules: &Modules) -> Vec<Config<'_>> {
     );
     let step_3_json = |seconds: u32| {
         serde_json::json!({
-            "header_name": "x-api-key", "auth_cluster": "sink", "auth_authority": "sink",
+            "header_name": "x-api-key", "auth_cluster": "auth_service", "auth_authority": "auth_service",
             "auth_path": "/validate", "timeout_ms": 1000,
             "cache_valid_seconds": seconds, "cache_invalid_seconds": seconds,
             "cache_secret_env": "AUTH_CACHE_SECRET",

@@ -635,7 +635,7 @@ pub fn summary(measured: &Measured) -> String {
                             .iter()
                             .find(|(s, _, _)| s == step)
                             .map_or("not run".to_owned(), |(_, wasmtime, java)| {
-                                library_cell(if pick == 0 { wasmtime } else { java }, 200)
+                                library_cell(if pick == 0 { wasmtime } else { java }, 90)
                             })
                     })
                     .collect(),

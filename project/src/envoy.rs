@@ -73,11 +73,12 @@ pub fn executable(envoy: &std::path::Path) -> PathBuf {
 /// every command and test here gives them. `vm_config.environment_variables
 /// .host_env_keys` passes a variable of Envoy's own environment into the
 /// plugin's VM, so the secret is in no configuration file (step 3's
-/// `cache_secret_env`, step 7's `secret_env`). A reader makes their own:
-/// `openssl rand -hex 16`.
-pub const STEP_ENVIRONMENT: [(&str, &str); 2] = [
+/// `cache_secret_env`, the `secret_env` of steps 7 and 8). A reader makes
+/// their own: `openssl rand -hex 16`.
+pub const STEP_ENVIRONMENT: [(&str, &str); 3] = [
     ("AUTH_CACHE_SECRET", "local-test-cache-secret-5b1d8e07"),
     ("KEY_LIST_SECRET", "local-test-key-list-secret-3c9a41f2"),
+    ("KEY_SET_SECRET", "local-test-key-set-secret-9d27c6a0"),
 ];
 
 /// Sets `STEP_ENVIRONMENT` on a command that starts Envoy (or starts what
@@ -130,6 +131,38 @@ pub fn release_of(binary: &std::path::Path) -> Option<String> {
     // The line starts with the binary's own path, which has slashes too.
     let (_, build) = text.split_once("version: ")?;
     build.split('/').nth(1).map(str::to_owned)
+}
+
+/// One item of `static_resources.listeners`: an HTTP listener on
+/// 127.0.0.1:`port` whose `routes` (YAML route items, indented 14 spaces)
+/// run after `http_filters` (YAML filter items, indented 10 spaces) and
+/// Envoy's router. The tests and the benchmark build their extra
+/// listeners with it.
+pub fn listener_yaml(name: &str, port: u16, routes: &str, http_filters: &str) -> String {
+    format!(
+        r#"  - name: {name}
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {name}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+{routes}
+          http_filters:
+{http_filters}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"#,
+        routes = routes.trim_end_matches('\n'),
+        http_filters = http_filters.trim_end_matches('\n'),
+    )
 }
 
 #[cfg(test)]

@@ -282,6 +282,15 @@ pub const NO_RESPONSE_TRAILERS_CALLBACK: Patch = Patch {
     to: "",
 };
 
+/// Step 8 setting the tenant header without asking Envoy to choose the
+/// route again (`clear_route_cache`): not a pitfall on Envoy 1.40, which
+/// chooses again by itself for a module of ABI 0.2.1, as the harness shows.
+pub const WITHOUT_CLEAR_ROUTE_CACHE: Patch = Patch {
+    file: "src/filter.rs",
+    from: r#"hostcalls::call_foreign_function("clear_route_cache", None)"#,
+    to: "Ok::<Option<Bytes>, proxy_wasm::types::Status>(None)",
+};
+
 /// Each pitfall the book shows: its name (the diff's file name), the step,
 /// and the variant's replacements.
 pub const PITFALLS: [(&str, &str, &[Patch]); 19] = [

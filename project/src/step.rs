@@ -100,6 +100,16 @@ pub enum BenchRequest {
     GetJson,
     /// A POST of a 1 KiB body signed with this secret.
     SignedPost { secret: &'static str },
+    /// A GET with `Authorization: Bearer` and an RS256 token signed with
+    /// the step folder's `private_key` (PEM), naming `kid`; the sink serves
+    /// the folder's `jwks` at `/jwks`. `public_key` (PEM) keys the
+    /// algorithm-confusion token of the refusal table.
+    Bearer {
+        private_key: &'static str,
+        public_key: &'static str,
+        kid: &'static str,
+        jwks: &'static str,
+    },
 }
 
 /// What a configuration must be seen doing before it is measured.
@@ -175,7 +185,7 @@ pub const DESCRIPTIONS: &[Description] = &[
             name: "step 3, warm cache",
             // Everything is about fifty times slower under valgrind.
             filter: BenchFilter::Plugin {
-                json: r#"{"header_name":"x-api-key","auth_cluster":"sink","auth_authority":"sink","auth_path":"/validate","timeout_ms":10000,"cache_valid_seconds":3600,"cache_invalid_seconds":3600,"cache_secret_env":"AUTH_CACHE_SECRET"}"#,
+                json: r#"{"header_name":"x-api-key","auth_cluster":"auth_service","auth_authority":"auth_service","auth_path":"/validate","timeout_ms":10000,"cache_valid_seconds":3600,"cache_invalid_seconds":3600,"cache_secret_env":"AUTH_CACHE_SECRET"}"#,
             },
             request: BenchRequest::Get,
             acts: Acts::AnswersFromItsCache,
@@ -252,6 +262,31 @@ pub const DESCRIPTIONS: &[Description] = &[
                 singleton_json: r#"{"secret_env":"KEY_LIST_SECRET","refresh":{"cluster":"sink","authority":"sink","path":"/keys","every_seconds":3600,"timeout_ms":10000}}"#,
             },
             request: BenchRequest::Get,
+            acts: Acts::RefusesOnceRefreshed,
+        },
+    },
+    Description {
+        folder: "step-8-tokens",
+        language: Language::Rust,
+        grows_from: Some("step-7-key-refresh"),
+        part_one: false,
+        services: &[Service::Http {
+            cluster: "key-service",
+        }],
+        cases: Cases::Own,
+        bench: Bench {
+            name: "step 8, an RS256 token",
+            // The refresher asks the sink's `/jwks` once an hour.
+            filter: BenchFilter::WithSingleton {
+                json: r#"{"secret_env":"KEY_LIST_SECRET","filter":{"issuer":"https://issuer.example","audiences":["api"],"algorithms":["RS256","ES256"],"clock_skew_seconds":30,"max_key_age_seconds":86400,"realm":"api"}}"#,
+                singleton_json: r#"{"secret_env":"KEY_LIST_SECRET","refresh":{"cluster":"sink","authority":"sink","path":"/jwks","every_seconds":3600,"timeout_ms":10000}}"#,
+            },
+            request: BenchRequest::Bearer {
+                private_key: "keys/rsa.pem",
+                public_key: "keys/rsa.pub.pem",
+                kid: "rsa-1",
+                jwks: "keys/jwks.json",
+            },
             acts: Acts::RefusesOnceRefreshed,
         },
     },

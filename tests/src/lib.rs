@@ -19,5 +19,6 @@ pub mod rate_limit;
 pub mod shared_data;
 pub mod stack;
 pub mod steps;
+pub mod tokens;
 pub mod variants;
 pub mod webhook;

@@ -17,25 +17,8 @@ pub fn writer_wasm() -> PathBuf {
 pub fn add_writer(config: &mut EnvoyConfig, vm_id: &str) -> u16 {
     let port = free_port();
     let wasm = writer_wasm();
-    let listener = format!(
-        r#"  listeners:
-  - name: shared-data-writer
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: shared_data_writer
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/" }}
-                direct_response: {{ status: 404 }}
-          http_filters:
-          - name: writer
+    let filter = format!(
+        r#"          - name: writer
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
               config:
@@ -43,12 +26,18 @@ pub fn add_writer(config: &mut EnvoyConfig, vm_id: &str) -> u16 {
                 vm_config:
                   vm_id: {vm_id}
                   runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: {} }} }}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#,
+                  code: {{ local: {{ filename: {} }} }}"#,
         wasm.display()
+    );
+    let listener = format!(
+        "  listeners:\n{}",
+        project::envoy::listener_yaml(
+            "shared_data_writer",
+            port,
+            r#"              - match: { prefix: "/" }
+                direct_response: { status: 404 }"#,
+            &filter,
+        )
     );
     config.replace_once("  listeners:\n", &listener);
     port

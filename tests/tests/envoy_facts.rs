@@ -12,28 +12,12 @@ use std::time::Duration;
 /// A listener on `port` whose one filter is `filter` (YAML, indented as an
 /// item of `http_filters`), in front of a route Envoy answers itself.
 fn listener(name: &str, port: u16, filter: &str) -> String {
-    format!(
-        r#"  - name: {name}
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {name}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/" }}
-                direct_response: {{ status: 200, body: {{ inline_string: "upstream\n" }} }}
-          http_filters:
-{filter}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#
+    project::envoy::listener_yaml(
+        name,
+        port,
+        r#"              - match: { prefix: "/" }
+                direct_response: { status: 200, body: { inline_string: "upstream\n" } }"#,
+        filter,
     )
 }
 

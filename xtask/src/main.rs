@@ -80,6 +80,7 @@ enum Command {
 }
 
 fn main() {
+    run::started();
     let result = match Cli::parse().command {
         Command::Serve => book::serve(),
         Command::Up { step } => up::run(&step),

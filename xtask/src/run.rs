@@ -8,8 +8,17 @@ use std::process::Command;
 /// Every command's result: the error is what to tell the user.
 pub type Result<T = ()> = std::result::Result<T, String>;
 
+/// One line per step, with the minutes and seconds since this command
+/// started, so a CI log shows where its time goes.
 pub fn step(what: &str) {
-    eprintln!("==> {what}");
+    let elapsed = started().elapsed().as_secs();
+    eprintln!("==> [{}:{:02}] {what}", elapsed / 60, elapsed % 60);
+}
+
+/// When this command started: the first call's time (main calls it first).
+pub fn started() -> std::time::Instant {
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(std::time::Instant::now)
 }
 
 pub fn status(mut command: Command) -> Result {
@@ -74,10 +83,15 @@ pub fn cargo_test_totals(mut command: Command, prefix: &str) -> Result<(u64, u64
             .lines()
             .map_while(std::io::Result::ok)
         {
-            println!("{prefix}{line}");
-            if let Some((p, f)) = test_result(&line) {
-                passed += p;
-                failed += f;
+            match test_result(&line) {
+                // When each test binary ends, for where a run's time goes.
+                Some((p, f)) => {
+                    let elapsed = started().elapsed().as_secs();
+                    println!("{prefix}[{}:{:02}] {line}", elapsed / 60, elapsed % 60);
+                    passed += p;
+                    failed += f;
+                }
+                None => println!("{prefix}{line}"),
             }
         }
     }

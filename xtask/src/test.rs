@@ -118,7 +118,8 @@ pub fn ensure_harness_tools() -> Result {
 ///
 /// The tests run in two lanes side by side: the reader's tests (they
 /// compile a reader's folders and use the book's fixed ports; no other
-/// test does), and every other test binary followed by the tooling's own
+/// test does) followed by the contributor's (a step added in a scratch
+/// copy), and every other test binary followed by the tooling's own
 /// tests. Two test threads in each: each test runs its own Envoy, and
 /// while one test waits (for Envoy to start, for a timeout to pass) the
 /// other's Envoy has a core.
@@ -131,6 +132,10 @@ pub fn harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
     }
     const TOOLING: [&str; 4] = ["project", "auth-service", "xtask", "compat"];
     const READER: &str = "reader";
+    // The README's "Adding a step" in a scratch copy: it builds a copy of
+    // the tooling and waits on Envoy and Loom, so it runs after the reader,
+    // in the reader's lane, rather than after every other test.
+    const CONTRIBUTOR: &str = "adding_a_step";
     // Step 1 on Loom with the book's patches, where Loom's source is.
     const LOOM: &str = "loom";
     // Without Loom's source the Loom test is left out and said so; with
@@ -175,7 +180,7 @@ pub fn harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
     };
     let others: Vec<String> = harness_test_binaries()?
         .into_iter()
-        .filter(|name| name != READER && (name != LOOM || loom.is_ok()))
+        .filter(|name| name != READER && name != CONTRIBUTOR && (name != LOOM || loom.is_ok()))
         .collect();
     let mut harness_rest = vec!["--package", "harness", "--lib"];
     for name in &others {
@@ -183,13 +188,16 @@ pub fn harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
     }
     run::step(&format!(
         "running the live-Envoy harness and the tooling's own tests (cargo test) in two lanes: \
-         [{READER}] and [others] ({})",
+         [{READER}] (then {CONTRIBUTOR}) and [others] ({})",
         others.join(", ")
     ));
     let (passed, failed) = run::cargo_test_lanes(vec![
         (
             READER.to_owned(),
-            vec![test_command(&["--package", "harness", "--test", READER])],
+            vec![
+                test_command(&["--package", "harness", "--test", READER]),
+                test_command(&["--package", "harness", "--test", CONTRIBUTOR]),
+            ],
         ),
         (
             "others".to_owned(),
