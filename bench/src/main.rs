@@ -241,7 +241,7 @@ fn main() {
 
     phase("module sizes");
     let step_sizes = sizes::steps();
-    let profile_sizes = sizes::profile_variants();
+    let profile_sizes = sizes::profile_variants(quick);
 
     phase("building the plugins; the rate limit service and Redis");
     let modules = rows::Modules::build();

@@ -33,7 +33,9 @@ pub fn steps() -> Value {
 /// Step 1 as built, and rebuilt with one profile line changed (Cargo's
 /// CARGO_PROFILE_RELEASE_* variables override Cargo.toml), plus wasm-opt
 /// from Debian's binaryen package on the book's build when it is installed.
-pub fn profile_variants() -> Value {
+/// `quick`: the book's profile and one changed line (each variant is a
+/// build from nothing; quick figures are not published).
+pub fn profile_variants(quick: bool) -> Value {
     let step = project::step::Step::part_one();
     let variants: [(&str, &[(&str, &str)]); 6] = [
         (
@@ -57,7 +59,8 @@ pub fn profile_variants() -> Value {
     ];
     let mut rows = Vec::new();
     let mut book_build = None;
-    for (index, (name, env)) in variants.iter().enumerate() {
+    let count = if quick { 2 } else { variants.len() };
+    for (index, (name, env)) in variants.iter().take(count).enumerate() {
         let target = paths::repo_root().join(format!("target/bench/profile-{index}"));
         if env.is_empty() {
             // The book's own profile: the step as built, copied.

@@ -47,12 +47,19 @@ pub fn run(only: Option<Stage>) -> Result {
         _ => None,
     };
     let mut totals = None;
+    // The compatibility check re-runs every step's in-process tests and the
+    // Java library: minutes that need no core the later stages keep busy,
+    // so it runs beside them and is waited for before the run ends.
+    let mut compat_check = None;
     for stage in stages {
         match stage {
             Stage::Sources => book::check_sources()?,
             Stage::Steps => steps::check_all()?,
             Stage::Lint => lint()?,
-            Stage::Harness => totals = Some(harness(&[])?),
+            Stage::Harness => {
+                totals = Some(live_tests(&[])?);
+                compat_check = Some(start_compat_check()?);
+            }
             Stage::Bench => bench::run(true, None, false, None)?,
             Stage::Book => {
                 if let Some(install) = book_tools.take() {
@@ -62,6 +69,9 @@ pub fn run(only: Option<Stage>) -> Result {
                 book::browser_check()?;
             }
         }
+    }
+    if let Some(check) = compat_check {
+        finish_compat_check(check)?;
     }
     // A test run compares; it must not have changed, added or removed any
     // file git would see (build output is ignored).
@@ -114,16 +124,62 @@ pub fn ensure_harness_tools() -> Result {
 }
 
 /// The live tests, then the host-compatibility page compared with what
-/// they recorded.
-///
-/// The tests run in two lanes side by side: the reader's tests (they
+/// they recorded (`cargo xtask capture`'s order; `cargo xtask test` runs
+/// the comparison beside its later stages).
+pub fn harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
+    let totals = live_tests(env)?;
+    finish_compat_check(start_compat_check()?)?;
+    Ok(totals)
+}
+
+/// `compat --check`, started: it compares the host-compatibility page with
+/// what the live tests recorded, and runs the host libraries again.
+fn start_compat_check() -> Result<CompatCheck> {
+    run::step(
+        "comparing the host-compatibility page with this run (compat --check, beside what follows)",
+    );
+    let mut check = run::workspace_program("compat");
+    check.arg("--check").env("ENVOY", project::envoy::binary()?);
+    check
+        .spawn()
+        .map(|child| CompatCheck(Some(child)))
+        .map_err(|e| format!("cannot run {check:?}: {e}"))
+}
+
+/// The running `compat --check`; stopped by its PID if the run ends
+/// before it is waited for (a later stage failed).
+struct CompatCheck(Option<std::process::Child>);
+
+impl Drop for CompatCheck {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn finish_compat_check(mut check: CompatCheck) -> Result {
+    run::step("waiting for compat --check");
+    let Some(mut child) = check.0.take() else {
+        return Ok(());
+    };
+    let status = child.wait().map_err(|e| format!("compat --check: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("compat --check failed ({status})"))
+    }
+}
+
+/// The live tests alone. They run in two lanes side by side: the reader's tests (they
 /// compile a reader's folders and use the book's fixed ports; no other
 /// test does) followed by the contributor's (a step added in a scratch
 /// copy), and every other test binary followed by the tooling's own
 /// tests. Two test threads in each: each test runs its own Envoy, and
 /// while one test waits (for Envoy to start, for a timeout to pass) the
 /// other's Envoy has a core.
-pub fn harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
+fn live_tests(env: &[(&str, &str)]) -> Result<(u64, u64)> {
     ensure_harness_tools()?;
     // What this run records for the stages after it starts empty.
     let this_run = project::this_run_dir();
@@ -211,10 +267,6 @@ pub fn harness(env: &[(&str, &str)]) -> Result<(u64, u64)> {
     if let Err(why) = &loom {
         println!("loom: step 1 on Loom with the book's patches was NOT RUN: {why}");
     }
-    run::step("comparing the host-compatibility page with this run (compat --check)");
-    let mut check = run::workspace_program("compat");
-    check.arg("--check").env("ENVOY", project::envoy::binary()?);
-    run::status(check)?;
     Ok((passed, failed))
 }
 
