@@ -20,7 +20,6 @@ pub const MAX_EVERY_SECONDS: u64 = 86_400;
 /// string, as step 3's cache secret.
 pub const MIN_SECRET_BYTES: usize = 16;
 
-// ANCHOR: raw_config
 /// The JSON the operator writes in the proxy configuration: `filter`,
 /// `refresh`, or both (every VM that has `refresh` polls the service).
 #[derive(Deserialize)]
@@ -86,7 +85,6 @@ struct RawRefresh {
     every_seconds: u64,
     timeout_ms: u64,
 }
-// ANCHOR_END: raw_config
 
 /// The checked configuration.
 pub struct Config {

@@ -203,7 +203,6 @@ impl HttpContext for TokenFilter {
                 );
             }
         };
-        // ANCHOR: refuse_token
         let accepted = match token::check(&token, &keys.keys, &config, now_ms / 1000) {
             Ok(accepted) => accepted,
             Err(refusal) => {
@@ -215,7 +214,6 @@ impl HttpContext for TokenFilter {
                 return self.refuse(&config, 401, Some(("invalid_token", refusal.description())));
             }
         };
-        // ANCHOR_END: refuse_token
         // ANCHOR: route
         if let Some(route) = &config.route {
             match accepted.route.as_deref() {

@@ -59,7 +59,6 @@ fn version_signature(keyed: &KeyedDigest, cas: u32, refreshed_ms: u64) -> KeyedD
     mac
 }
 
-// ANCHOR: publish
 /// Writes the JWK set `set` for every VM of this `vm_id`, as refreshed at
 /// `now_ms`: the set, then the version that names this write of it.
 pub fn publish(keyed: &KeyedDigest, set: &[u8], now_ms: u64) -> Result<(), Status> {
@@ -85,7 +84,6 @@ pub fn publish(keyed: &KeyedDigest, set: &[u8], now_ms: u64) -> Result<(), Statu
     );
     hostcalls::set_shared_data(VERSION, Some(&version), None)
 }
-// ANCHOR_END: publish
 
 /// The keys of one refresh, as a VM decoded them.
 pub struct KeyList {
@@ -114,7 +112,6 @@ struct Seen {
     refused: Vec<u8>,
 }
 
-// ANCHOR: local_copy
 /// One VM's copy of the published list, shared by its requests.
 #[derive(Default)]
 pub struct LocalCopy {
@@ -150,7 +147,6 @@ impl LocalCopy {
         }
     }
 }
-// ANCHOR_END: local_copy
 
 /// An entry's bytes. Envoy answers a read of shared data with Ok or
 /// NotFound only, so this read cannot panic.
@@ -158,7 +154,6 @@ fn read(key: &str) -> Option<Vec<u8>> {
     hostcalls::get_shared_data(key).ok()?.0
 }
 
-// ANCHOR: newer_list
 /// The list `version` names, if its signature is this plugin's, it is
 /// newer than the list held (refreshed at `held_ms`), and the list entry
 /// is that very write, signed too.
@@ -185,7 +180,6 @@ fn newer_list(
     }
     Ok(list)
 }
-// ANCHOR_END: newer_list
 
 fn decode_version(keyed: &KeyedDigest, version: &[u8]) -> Option<(u32, u64)> {
     if version.len() != VERSION_BYTES {
