@@ -48,11 +48,14 @@ pub fn on_wasmtime_library(step: &str, wasm: &Path) -> LibraryOutcome {
     if !dir.join("tests/in_process").is_dir() {
         return load_only(wasm);
     }
-    let mut command = project::step::cargo_in(&dir);
+    // As `cargo xtask test` builds them, so what it built is reused.
+    let mut command = match project::step::host_test_cargo(&dir) {
+        Ok(command) => command,
+        Err(why) => return LibraryOutcome::NotRun(why),
+    };
     command
         .args(["test", "--quiet", "--locked", "--test", "in_process"])
-        .args(["--", "--nocapture", "--test-threads=1"])
-        .env("CARGO_TARGET_DIR", host_target());
+        .args(["--", "--nocapture", "--test-threads=1"]);
     let output = match command.output() {
         Ok(output) => output,
         Err(e) => return LibraryOutcome::NotRun(format!("cargo test: {e}")),

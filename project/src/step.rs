@@ -451,6 +451,44 @@ pub fn pinned_toolchain(dir: &Path) -> Option<String> {
     })
 }
 
+/// Cargo in a step's folder for its tests on the host, as `cargo xtask
+/// test` and `compat` both run them: in `target/steps-host` (shared by the
+/// steps, so the host library compiles once per feature set), with the
+/// step's own crate compiled by `clippy-driver` (cargo gives
+/// RUSTC_WORKSPACE_WRAPPER to workspace members only), which reports what
+/// `cargo clippy --tests -- -D warnings` would. Both callers set the same
+/// environment, so neither rebuilds what the other built.
+pub fn host_test_cargo(dir: &Path) -> Result<Command, String> {
+    let mut which = Command::new("rustup");
+    which.args(["which", "clippy-driver"]).current_dir(dir);
+    if let Some(channel) = pinned_toolchain(dir) {
+        which.args(["--toolchain", &channel]);
+    }
+    let output = which
+        .output()
+        .map_err(|e| format!("rustup which clippy-driver: {e} (install rustup)"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "rustup which clippy-driver: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let driver = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let mut command = cargo_in(dir);
+    command
+        .env(
+            "CARGO_TARGET_DIR",
+            crate::repo_root().join("target/steps-host"),
+        )
+        .env("RUSTC_WORKSPACE_WRAPPER", driver)
+        // The arguments `cargo clippy -- -D warnings` hands the driver.
+        .env(
+            "CLIPPY_ARGS",
+            "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
+        );
+    Ok(command)
+}
+
 /// Cargo as a reader runs it in `dir`: with the toolchain the folder pins
 /// (`rustup run`, since the `cargo` that runs this program is its own
 /// toolchain's), otherwise the `cargo` running this program.

@@ -116,30 +116,9 @@ fn check_rust(step: &Step) -> Result {
     // build once, for the tests. A separate `cargo clippy --tests` would
     // check every dependency a second time, the host library's wasmtime
     // included.
-    let driver = clippy_driver(&step.dir)?;
-    let mut test = project::step::cargo_in(&step.dir);
-    test.args(["test", "--quiet", "--locked"])
-        .env(
-            "CARGO_TARGET_DIR",
-            project::repo_root().join("target/steps-host"),
-        )
-        .env("RUSTC_WORKSPACE_WRAPPER", driver)
-        // The arguments `cargo clippy -- -D warnings` hands the driver.
-        .env(
-            "CLIPPY_ARGS",
-            "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
-        );
+    let mut test = project::step::host_test_cargo(&step.dir)?;
+    test.args(["test", "--quiet", "--locked"]);
     run::status(test)
-}
-
-/// The `clippy-driver` of the toolchain a folder builds with.
-fn clippy_driver(dir: &std::path::Path) -> Result<String> {
-    let mut which = Command::new("rustup");
-    which.args(["which", "clippy-driver"]).current_dir(dir);
-    if let Some(channel) = project::step::pinned_toolchain(dir) {
-        which.args(["--toolchain", &channel]);
-    }
-    Ok(run::output(which)?.trim().to_owned())
 }
 
 fn check_go(step: &Step) -> Result {
