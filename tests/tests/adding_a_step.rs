@@ -136,6 +136,14 @@ fn scratch_copy(root: &Path) -> PathBuf {
         .status()
         .expect("run git ls-files (a git checkout is needed)");
     assert!(copy.success(), "copying the tracked files failed");
+    // The one file the README's steps edit, dated now: a scratch tooling
+    // build left by an earlier run saw it with the description added, and
+    // with its old date kept, cargo would take that build as fresh.
+    std::fs::File::options()
+        .write(true)
+        .open(scratch.join("project/src/step.rs"))
+        .and_then(|file| file.set_modified(std::time::SystemTime::now()))
+        .expect("date the copied step.rs now");
     for link in [".tools", "target/steps-host"] {
         std::fs::create_dir_all(root.join(link)).expect("create the linked folder");
         std::os::unix::fs::symlink(root.join(link), scratch.join(link)).expect("link");
