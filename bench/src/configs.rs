@@ -39,6 +39,12 @@ pub enum Filter<'a> {
     JwtAuthn {
         jwks: String,
     },
+    /// Step 1's key check as an Envoy dynamic module (a shared library
+    /// built with Envoy's Go SDK, dynamic_module.rs) with this JSON.
+    DynamicModule {
+        library: &'a Path,
+        json: String,
+    },
     Lua {
         keys: &'a [String],
     },
@@ -78,6 +84,54 @@ pub const REQUEST_KEY: &str = "key-000001";
 /// What the sink answers on `/json/` (the upstream of step 6's routes): a
 /// user record with the fields step 6 is configured to remove.
 pub const USER_JSON: &str = r#"{"id":42,"name":"Ada Lovelace","email":"ada@example.com","password_hash":"$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA","profile":{"ssn":"078-05-1120","city":"London","roles":["admin","billing"]},"internal_notes":"VIP since 2019"}"#;
+
+/// The body sizes of the per-KiB table: step 4's signed requests and step
+/// 6's JSON responses.
+pub const BODY_SIZES: [usize; 4] = [1024, 16 * 1024, 64 * 1024, 256 * 1024];
+
+/// A JSON document of at most `size` bytes (and within one `USER_JSON` of
+/// it): `{"users":[USER_JSON,...]}`, every record with the fields step 6
+/// removes. The sink answers it on `/json/` to a request with
+/// `x-json-size: <size>`.
+pub fn sized_json(size: usize) -> String {
+    let count = (size.saturating_sub(12) / (USER_JSON.len() + 1)).max(1);
+    format!("{{\"users\":[{}]}}", vec![USER_JSON; count].join(","))
+}
+
+/// The file the sink answers for `x-json-size: <size>`.
+pub fn sized_json_file(size: usize) -> std::path::PathBuf {
+    // Written once per run: test_dir empties its folder.
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = harness::stack::test_dir("bench-json");
+        for size in BODY_SIZES {
+            let file = dir.join(format!("users-{size}.json"));
+            std::fs::write(file, sized_json(size)).expect("write a sized JSON document");
+        }
+        dir
+    });
+    dir.join(format!("users-{size}.json"))
+}
+
+/// The sink's routes for the sized documents, before its `/json/` route.
+fn sized_json_routes() -> String {
+    BODY_SIZES
+        .iter()
+        .map(|size| {
+            format!(
+                r#"              - match:
+                  prefix: "/json/"
+                  headers: [{{ name: x-json-size, string_match: {{ exact: "{size}" }} }}]
+                direct_response: {{ status: 200, body: {{ filename: "{}" }} }}
+                response_headers_to_add:
+                - header: {{ key: content-type, value: application/json }}
+                  append_action: OVERWRITE_IF_EXISTS_OR_ADD
+"#,
+                sized_json_file(*size).display()
+            )
+        })
+        .collect()
+}
 
 /// The field of `USER_JSON` that step 6 must remove (proof.rs).
 pub const REMOVED_FIELD: &str = "password_hash";
@@ -160,8 +214,28 @@ pub fn jwks_json() -> String {
         )
 }
 
-fn filter_yaml(filter: &Filter) -> String {
+pub fn filter_yaml(filter: &Filter) -> String {
     match filter {
+        Filter::DynamicModule { library, json } => format!(
+            r#"
+          - name: check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              # lib<name>.so in $ENVOY_DYNAMIC_MODULES_SEARCH_PATH (set by
+              # xtask): every release reads `name`; `module` (a path) is
+              # newer.
+              dynamic_module_config: {{ name: {} }}
+              filter_name: key-check
+              filter_config:
+                "@type": type.googleapis.com/google.protobuf.StringValue
+                value: '{}'"#,
+            library
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .and_then(|stem| stem.strip_prefix("lib"))
+                .unwrap_or_default(),
+            json
+        ),
         Filter::Wasm { wasm, json } => format!(
             r#"
           - name: check
@@ -417,6 +491,7 @@ fn envoy_yaml(
     let key_list = key_list_json();
     let jwks = jwks_json();
     let auth_listener = auth_listener_yaml(auth_port);
+    let sized_json = sized_json_routes();
     let sink_listener = project::envoy::listener_yaml(
         "sink",
         sink_port,
@@ -429,7 +504,7 @@ fn envoy_yaml(
                 direct_response: {{ status: 200 }}
               - match: {{ prefix: "/authz/" }}
                 direct_response: {{ status: 403 }}
-              - match: {{ prefix: "/json/" }}
+{sized_json}              - match: {{ prefix: "/json/" }}
                 direct_response: {{ status: 200, body: {{ inline_string: '{user_json}' }} }}
                 response_headers_to_add:
                 - header: {{ key: content-type, value: application/json }}
@@ -449,6 +524,12 @@ fn envoy_yaml(
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
               max_request_bytes: 1048576"#,
+    )
+    // The sized JSON documents are larger than a direct response's
+    // default limit (4 KiB).
+    .replace(
+        "          route_config:\n",
+        "          route_config:\n            max_direct_response_body_size_bytes: 1048576\n",
     );
     format!(
         r#"{bootstrap}admin:

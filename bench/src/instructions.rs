@@ -16,6 +16,7 @@
 use crate::configs::{self, Filter};
 use harness::process::Server;
 use harness::stack::test_dir;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -91,14 +92,15 @@ impl Counted {
 
     /// Instructions Envoy executed per request for `requests` requests to
     /// `path` on the listener `port` (h2load over HTTP/1.1, one
-    /// connection); `None` without callgrind, once the requests got 2xx.
+    /// connection), in all and by where they ran (`by_object`); `None`
+    /// without callgrind, once the requests got 2xx.
     pub fn per_request(
         &mut self,
         port: u16,
         path: &str,
         requests: u64,
         extra: &[String],
-    ) -> Option<f64> {
+    ) -> Option<(f64, BTreeMap<&'static str, f64>)> {
         if self.counting {
             self.control("-z");
         }
@@ -128,7 +130,26 @@ impl Counted {
             .find_map(|line| line.strip_prefix("summary: "))
             .and_then(|count| count.trim().parse().ok())
             .unwrap_or_else(|| panic!("no `summary:` line in {}", dump.display()));
-        Some(total as f64 / requests as f64)
+        let by_object = by_object(&profile);
+        // The parts must add up to the file's `totals:` (its cost lines'
+        // sum): a parser that dropped or double-counted lines would
+        // misplace instructions silently.
+        let parts: u64 = by_object.values().sum();
+        let totals: Option<u64> = profile
+            .lines()
+            .find_map(|line| line.strip_prefix("totals: "))
+            .and_then(|count| count.trim().parse().ok());
+        assert_eq!(
+            Some(parts),
+            totals,
+            "{}: the functions' own costs do not add up to `totals:`",
+            dump.display()
+        );
+        let by_object = by_object
+            .into_iter()
+            .map(|(object, count)| (object, count as f64 / requests as f64))
+            .collect();
+        Some((total as f64 / requests as f64, by_object))
     }
 
     /// `callgrind_control <option> <pid>`: `-z` zeroes the counters, `-d`
@@ -144,5 +165,81 @@ impl Counted {
             "callgrind_control {option} failed: {}",
             String::from_utf8_lossy(&status.stderr)
         );
+    }
+}
+
+/// Where a profile's instructions ran, by the function that executed them
+/// (its self cost): `"JIT code"` (memory with no file, mapped high: the
+/// Wasm module as V8 compiled it, and V8's generated wrappers; or a
+/// dynamic module's library, Go runtime included), `"Envoy"`
+/// (its binary, V8's runtime and built-ins included; it is stripped, so
+/// no function names, and part of its code shows as a fileless low
+/// address), `"libc"` (memcpy and friends: copies) and `"other"` (the
+/// dynamic loader, libm).
+pub fn by_object(profile: &str) -> BTreeMap<&'static str, u64> {
+    let (mut objects, mut functions) = (BTreeMap::new(), BTreeMap::new());
+    let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
+    // The object of the lines that follow, the group of the function whose
+    // costs follow, and whether the next cost line is a call's (inclusive,
+    // so not the function's own).
+    let (mut object, mut current, mut call_cost) = (String::new(), "other", false);
+    for line in profile.lines() {
+        if let Some(spec) = line.strip_prefix("ob=") {
+            object = resolve(&mut objects, spec);
+        } else if let Some(spec) = line.strip_prefix("cob=") {
+            resolve(&mut objects, spec);
+        } else if let Some(spec) = line.strip_prefix("cfn=") {
+            resolve(&mut functions, spec);
+        } else if let Some(spec) = line.strip_prefix("fn=") {
+            current = group(&object, &resolve(&mut functions, spec));
+        } else if line.starts_with("calls=") {
+            call_cost = true;
+        } else if line.starts_with(|c: char| c.is_ascii_digit() || "+-*".contains(c)) {
+            if std::mem::take(&mut call_cost) {
+                continue;
+            }
+            let cost: u64 = line
+                .split_whitespace()
+                .last()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            *totals.entry(current).or_default() += cost;
+        }
+    }
+    totals
+}
+
+/// `(3) name` defines name 3, `(3)` refers to it (callgrind's compressed
+/// names).
+fn resolve(names: &mut BTreeMap<String, String>, spec: &str) -> String {
+    match spec.strip_prefix('(').and_then(|rest| rest.split_once(')')) {
+        Some((id, name)) if !name.trim().is_empty() => {
+            names.insert(id.to_owned(), name.trim().to_owned());
+            name.trim().to_owned()
+        }
+        Some((id, _)) => names.get(id).cloned().unwrap_or_default(),
+        None => spec.trim().to_owned(),
+    }
+}
+
+fn group(object: &str, function: &str) -> &'static str {
+    let file = object.rsplit('/').next().unwrap_or(object);
+    if object.is_empty() || object == "???" {
+        let address = function
+            .strip_prefix("0x")
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+        match address {
+            Some(address) if address > u64::from(u32::MAX) => "JIT code",
+            _ => "Envoy",
+        }
+    } else if file == crate::dynamic_module::LIBRARY {
+        // A dynamic module's code: its own, and its Go runtime's.
+        "JIT code"
+    } else if file == "envoy" {
+        "Envoy"
+    } else if file.starts_with("libc.so") || file.starts_with("libc-") {
+        "libc"
+    } else {
+        "other"
     }
 }

@@ -4,11 +4,14 @@
 //! first proven to do its job, proof.rs) and writes to target/bench-quick/
 //! so the benchmark cannot rot.
 
+mod body_cost;
 mod body_memory;
 mod configs;
+mod dynamic_module;
 mod instructions;
 mod measure;
 mod proof;
+mod raw_abi;
 mod report;
 mod rows;
 mod sizes;
@@ -52,6 +55,9 @@ enum Request {
     /// A GET through the sink cluster's `/json/`, which answers
     /// `configs::USER_JSON`: the response step 6 rewrites.
     GetJson,
+    /// A GET through the sink cluster's `/json/` with `x-json-size: <n>`,
+    /// which answers `configs::sized_json(n)`: step 6's per-KiB rows.
+    GetJsonSized(usize),
     /// A signed POST: the body, the file h2load sends it from, and its
     /// signature header's value.
     SignedPost {
@@ -68,7 +74,26 @@ impl Request {
         match self {
             Request::Get | Request::Bearer(_) => "",
             Request::GetToCluster | Request::SignedPost { .. } => "/body",
-            Request::GetJson => "/json",
+            Request::GetJson | Request::GetJsonSized(_) => "/json",
+        }
+    }
+
+    /// What body_cost.rs runs natively over the same body.
+    fn native_work(&self) -> Option<&'static str> {
+        match self {
+            Request::SignedPost { .. } => Some("verify"),
+            Request::GetJsonSized(_) => Some("redact"),
+            _ => None,
+        }
+    }
+
+    /// The bytes of the body the filter reads (request or response), if
+    /// it reads one.
+    fn body_bytes(&self) -> Option<usize> {
+        match self {
+            Request::SignedPost { body, .. } => Some(body.len()),
+            Request::GetJsonSized(size) => Some(configs::sized_json(*size).len()),
+            _ => None,
         }
     }
 
@@ -85,6 +110,7 @@ impl Request {
                 format!("x-signature-256: {signature}"),
             ],
             Request::Bearer(value) => vec!["-H".into(), format!("authorization: {value}")],
+            Request::GetJsonSized(size) => vec!["-H".into(), format!("x-json-size: {size}")],
             Request::Get | Request::GetToCluster | Request::GetJson => Vec::new(),
         }
     }
@@ -104,6 +130,10 @@ impl Request {
             }
             Request::Bearer(value) => {
                 passing.push(("authorization".into(), value.clone().into_bytes()));
+                None
+            }
+            Request::GetJsonSized(size) => {
+                passing.push(("x-json-size".into(), size.to_string().into_bytes()));
                 None
             }
             _ => None,
@@ -148,7 +178,14 @@ fn count_one(
 ) -> serde_json::Value {
     let (name, request) = (config.name.as_str(), &config.request);
     eprintln!("    {name}");
-    let (batch, rounds) = if quick { (20, 1) } else { (1000, 3) };
+    // The counts do not vary between requests; large bodies take long
+    // under valgrind, so they get fewer.
+    let large = request.body_bytes().is_some_and(|bytes| bytes > 4096);
+    let (batch, rounds) = match (quick, large) {
+        (true, _) => (20, 1),
+        (false, true) => (30, 3),
+        (false, false) => (1000, 3),
+    };
     envoy.wait_until_ready();
     let target = request.target(name, port, envoy.admin_port);
     proof::check(&target, config.acts, redis);
@@ -166,21 +203,53 @@ fn count_one(
     let extra = request.h2load_args();
     // The first requests compile and warm what the rest reuse.
     if !quick {
-        envoy.per_request(port, &path("/checked"), 200, &extra);
-        envoy.per_request(port, &path("/unchecked"), 200, &extra);
+        envoy.per_request(port, &path("/checked"), batch / 5, &extra);
+        envoy.per_request(port, &path("/unchecked"), batch / 5, &extra);
     }
     let (mut on, mut off) = (Vec::new(), Vec::new());
+    let (mut on_objects, mut off_objects) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        on.extend(envoy.per_request(port, &path("/checked"), batch, &extra));
-        off.extend(envoy.per_request(port, &path("/unchecked"), batch, &extra));
+        if let Some((count, objects)) = envoy.per_request(port, &path("/checked"), batch, &extra) {
+            on.push(count);
+            on_objects.push(objects);
+        }
+        if let Some((count, objects)) = envoy.per_request(port, &path("/unchecked"), batch, &extra)
+        {
+            off.push(count);
+            off_objects.push(objects);
+        }
     }
     let mut row = json!({
         "name": name, "requests_per_sample": batch, "counted": !on.is_empty(),
         "refusals": refusals, "tables": tables,
         "refusal_inputs": config.refuses.as_ref().map(|r| r.inputs.name()),
         "refuses_with": config.refuses.as_ref().map(|r| r.statuses),
+        "body_bytes": request.body_bytes(),
+        "native_work": request.native_work(),
     });
     if !on.is_empty() {
+        // Where the added instructions ran (instructions.rs's by_object),
+        // the median over rounds.
+        let objects: std::collections::BTreeSet<&str> = on_objects
+            .iter()
+            .chain(&off_objects)
+            .flat_map(|m| m.keys().copied())
+            .collect();
+        let added_by_object: serde_json::Map<String, serde_json::Value> = objects
+            .into_iter()
+            .map(|object| {
+                let added: Vec<f64> = on_objects
+                    .iter()
+                    .zip(&off_objects)
+                    .map(|(on, off)| {
+                        on.get(object).copied().unwrap_or(0.0)
+                            - off.get(object).copied().unwrap_or(0.0)
+                    })
+                    .collect();
+                (object.to_owned(), json!(measure::summary(&added).0))
+            })
+            .collect();
+        row["added_by_object"] = json!(added_by_object);
         let added: Vec<f64> = on.iter().zip(&off).map(|(on, off)| on - off).collect();
         let (added_median, added_min, added_max) = measure::summary(&added);
         row["checked"] = json!(measure::summary(&on).0);
@@ -252,7 +321,7 @@ fn main() {
     let rate_limit = RateLimitService::start_with_limits(&services_dir, redis.port, LIMITS);
     let counted: Vec<&Config> = configs
         .iter()
-        .filter(|c| c.is_in(Table::Instructions))
+        .filter(|c| c.is_in(Table::Instructions) || c.is_in(Table::PerKib))
         .collect();
     if let Some(probe) = argument("--probe") {
         probe_instructions(&counted, &probe, &rate_limit, &redis);
@@ -283,6 +352,9 @@ fn main() {
     let instruction_rows =
         instructions_per_request(&counted, quick_envoys, &rate_limit, &redis, quick);
 
+    phase("the same body work natively (step 4's verifier, step 6's redaction)");
+    let body_cost_native = body_cost::native(&redacted_fields(), quick);
+
     phase("start-up: Envoy's time to ready and memory per VM");
     let started: Vec<(&str, &Filter)> = configs
         .iter()
@@ -303,8 +375,21 @@ fn main() {
     let memory = body_memory::measure(bodies, modules.step(bodies), quick);
     let response_memory = body_memory::measure_responses(responses, modules.step(responses), quick);
 
+    // Which Envoy releases load the dynamic module (a full run: xtask
+    // passes every release of the compatibility matrix).
+    let releases = envoy_releases();
+    let dynamic_module_releases = match &modules.dynamic_module {
+        Some(library) if !releases.is_empty() => {
+            phase("the dynamic module on each Envoy release");
+            dynamic_module::across_releases(library, &releases)
+        }
+        _ => Vec::new(),
+    };
+
     let results = json!({
         "quick": quick,
+        "body_cost_native": body_cost_native,
+        "dynamic_module_releases": dynamic_module_releases,
         "rounds": if quick { 1 } else { ROUNDS },
         "machine": report::machine(),
         "sizes": step_sizes,
@@ -333,6 +418,33 @@ fn main() {
         }
     }
     eprintln!("==> results in {}", out.display());
+}
+
+/// The fields step 6's benchmark configuration removes.
+fn redacted_fields() -> Vec<String> {
+    let responses = rows::holding(|r| r == BenchRequest::GetJson);
+    let json: serde_json::Value =
+        serde_json::from_str(rows::json_of(responses)).expect("a step's benchmark JSON");
+    json["remove_fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `--envoy RELEASE=BINARY`, each time given: the releases the dynamic
+/// module is tried on.
+fn envoy_releases() -> Vec<(String, PathBuf)> {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .filter(|pair| pair[0] == "--envoy")
+        .filter_map(|pair| {
+            pair[1]
+                .split_once('=')
+                .map(|(release, binary)| (release.to_owned(), PathBuf::from(binary)))
+        })
+        .collect()
 }
 
 /// Rounds of the CPU measurement in a full run (plus one to warm up).
@@ -550,16 +662,29 @@ fn instructions_per_request(
             }
         }
         None => {
-            // One Envoy under valgrind at a time.
+            // One Envoy under valgrind at a time; configurations one after
+            // another with the same filter (a step at several body sizes)
+            // share one.
+            let mut running: Option<(String, instructions::Counted)> = None;
             for config in counted {
-                let mut envoy = instructions::Counted::launch(
-                    &file_name(&config.name),
-                    &[&config.filter],
-                    rate_limit.grpc_port,
-                    true,
-                );
+                let filter = configs::filter_yaml(&config.filter);
+                if running.as_ref().map(|(f, _)| f) != Some(&filter) {
+                    // The last one stops first: two under valgrind at once
+                    // would not fit in memory.
+                    drop(running.take());
+                    let envoy = instructions::Counted::launch(
+                        &file_name(&config.name),
+                        &[&config.filter],
+                        rate_limit.grpc_port,
+                        true,
+                    );
+                    running = Some((filter, envoy));
+                }
+                let Some((_, envoy)) = running.as_mut() else {
+                    unreachable!("launched above")
+                };
                 let port = envoy.ports[0];
-                rows.push(count_one(&mut envoy, port, config, redis, quick));
+                rows.push(count_one(envoy, port, config, redis, quick));
             }
         }
     }

@@ -186,6 +186,30 @@ pub fn check(target: &Target, acts: Acts, redis: &Redis) {
                 (400..500).contains(&refused),
                 "{name}: /checked without a key answered {refused}, not a refusal"
             );
+            // A signed body: the whole body is verified, so a signature
+            // that differs in its last digit is refused too.
+            if target.post.is_some() {
+                let tampered: Vec<(String, Vec<u8>)> = target
+                    .passing
+                    .iter()
+                    .map(|(header, value)| match value.split_last() {
+                        Some((last, rest)) if header == "x-signature-256" => {
+                            let flipped = if *last == b'0' { b'1' } else { b'0' };
+                            (header.clone(), [rest, &[flipped]].concat())
+                        }
+                        _ => (header.clone(), value.clone()),
+                    })
+                    .collect();
+                let headers: Vec<(&str, &[u8])> = tampered
+                    .iter()
+                    .map(|(header, value)| (header.as_str(), value.as_slice()))
+                    .collect();
+                let (refused, _) = target.send("/checked", &headers);
+                assert!(
+                    (400..500).contains(&refused),
+                    "{name}: /checked with a wrong signature answered {refused}, not a refusal"
+                );
+            }
         }
         Acts::CountsInSharedData => {
             let remaining = || {

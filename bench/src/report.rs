@@ -143,6 +143,9 @@ pub fn write(out: &Path, results: &Value) {
         "| configuration (one worker) | instructions per request, filter on | filter off | added by the filter (median) | spread over rounds |\n|---|---|---|---|---|\n",
     );
     for row in results["instructions"].as_array().into_iter().flatten() {
+        if !in_table(row, "Instructions") {
+            continue;
+        }
         if row["counted"] == false {
             // Quick mode runs it without valgrind: no figure to show.
             let _ = writeln!(
@@ -200,15 +203,35 @@ pub fn write(out: &Path, results: &Value) {
         ),
     );
 
+    write_file("per-kib.md", per_kib_table(results));
+    write_file("floor.md", floor_table(&results["instructions"]));
+    let mut releases = String::from(
+        "| Envoy release | step 1 as a dynamic module, built with the Go SDK of 2026-04-23 |\n|---|---|\n",
+    );
+    for pair in results["dynamic_module_releases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let _ = writeln!(
+            releases,
+            "| {} | {} |",
+            pair[0].as_str().unwrap_or(""),
+            pair[1].as_str().unwrap_or("").replace('|', "\\|")
+        );
+    }
+    write_file("dynamic-module-releases.md", releases);
+
     let startup = &results["startup"];
     let mut table = format!(
         "| configuration | Envoy ready after (1 worker) | added | resident memory (1 worker) | added | each further VM (from {} to {} workers) |\n|---|---|---|---|---|---|\n",
         startup["few_workers"], startup["many_workers"]
     );
     for row in startup["rows"].as_array().into_iter().flatten() {
-        let per_vm = match row["per_vm_mib"].as_f64() {
-            Some(mib) => format!("{mib:.1} MiB"),
-            None => "(the baseline: no Wasm filter)".into(),
+        let per_vm = match (row["per_vm_mib"].as_f64(), row["per_vm_mib"].as_str()) {
+            (Some(mib), _) => format!("{mib:.1} MiB"),
+            (None, Some(_)) => "(no VM: native code in Envoy's process)".into(),
+            (None, None) => "(the baseline: no Wasm filter)".into(),
         };
         let _ = writeln!(
             table,
@@ -463,6 +486,139 @@ fn candidate_table(rows: &Value) -> String {
             row["name"].as_str().unwrap_or(""),
             thousands(&json!(over)),
             100.0 * over / own,
+        );
+    }
+    table
+}
+
+/// Instructions added per request at each body size for the body-reading
+/// steps, where they ran, and the same work natively; then each step's
+/// cost per added KiB, from its smallest to its largest body.
+fn per_kib_table(results: &Value) -> String {
+    let rows: Vec<&Value> = results["instructions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|row| in_table(row, "PerKib"))
+        .collect();
+    // The same work natively, built at `opt` ("z", the steps' level, or 3).
+    let native = |work: &Value, bytes: &Value, opt: &str| {
+        results["body_cost_native"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["work"] == *work && n["body_bytes"] == *bytes && n["opt_level"] == opt)
+            .and_then(|n| n["instructions"].as_f64())
+    };
+    let object = |row: &Value, name: &str| row["added_by_object"][name].as_f64().unwrap_or(0.0);
+    let count = |value: f64| thousands(&json!(value));
+    let optional = |value: Option<f64>| value.map(count).unwrap_or_default();
+    let mut table = String::from(
+        "| step, body | added per request, in Wasm | in the module's compiled code | in Envoy and V8 | in libc (copies) | the same functions natively, the steps' opt-level (`z`) | Wasm ÷ native | natively at opt-level 3 |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut slopes = String::new();
+    let mut steps: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r["name"].as_str()?.split(',').next())
+        .collect();
+    steps.dedup();
+    for step in steps {
+        let of_step: Vec<&Value> = rows
+            .iter()
+            .copied()
+            .filter(|r| {
+                r["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(&format!("{step},")))
+            })
+            .collect();
+        for row in &of_step {
+            if row["counted"] == false {
+                let _ = writeln!(
+                    table,
+                    "| {} | not counted (quick mode) | | | | | | |",
+                    row["name"].as_str().unwrap_or("")
+                );
+                continue;
+            }
+            let (work, bytes) = (&row["native_work"], &row["body_bytes"]);
+            let same = native(work, bytes, "z");
+            let _ = writeln!(
+                table,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                row["name"].as_str().unwrap_or(""),
+                thousands(&row["added"]),
+                count(object(row, "JIT code")),
+                count(object(row, "Envoy")),
+                count(object(row, "libc")),
+                optional(same),
+                same.map(|n| format!("{:.1}", us(&row["added"]) / n))
+                    .unwrap_or_default(),
+                optional(native(work, bytes, "3")),
+            );
+        }
+        // Per KiB: from the smallest body to the largest.
+        let (Some(first), Some(last)) = (of_step.first(), of_step.last()) else {
+            continue;
+        };
+        if first["counted"] == false || first["name"] == last["name"] {
+            continue;
+        }
+        let kib = (us(&last["body_bytes"]) - us(&first["body_bytes"])) / 1024.0;
+        let per_kib = |a: f64, b: f64| (b - a) / kib;
+        let work = &first["native_work"];
+        let native_slope = |opt: &str| match (
+            native(work, &first["body_bytes"], opt),
+            native(work, &last["body_bytes"], opt),
+        ) {
+            (Some(a), Some(b)) => Some(per_kib(a, b)),
+            _ => None,
+        };
+        let wasm_slope = per_kib(us(&first["added"]), us(&last["added"]));
+        let _ = writeln!(
+            slopes,
+            "| **{step}, per added KiB** | **{}** | {} | {} | {} | {} | **{}** | {} |",
+            count(wasm_slope),
+            count(per_kib(object(first, "JIT code"), object(last, "JIT code"))),
+            count(per_kib(object(first, "Envoy"), object(last, "Envoy"))),
+            count(per_kib(object(first, "libc"), object(last, "libc"))),
+            optional(native_slope("z")),
+            native_slope("z")
+                .map(|n| format!("{:.1}", wasm_slope / n))
+                .unwrap_or_default(),
+            optional(native_slope("3")),
+        );
+    }
+    table + &slopes
+}
+
+/// The floor taken apart: the do-nothing plugin with the SDK, without it,
+/// and without any HTTP callback, with where the instructions ran.
+fn floor_table(rows: &Value) -> String {
+    let mut table = String::from(
+        "| module (doing nothing) | instructions added per request | in the module's compiled code | in Envoy and V8 | in libc |\n|---|---|---|---|---|\n",
+    );
+    for row in rows.as_array().into_iter().flatten() {
+        if !(in_table(row, "Floor") || in_table(row, "FloorParts")) {
+            continue;
+        }
+        if row["counted"] == false {
+            let _ = writeln!(
+                table,
+                "| {} | not counted (quick mode) | | | |",
+                row["name"].as_str().unwrap_or("")
+            );
+            continue;
+        }
+        let object = |name: &str| json!(row["added_by_object"][name].as_f64().unwrap_or(0.0));
+        let _ = writeln!(
+            table,
+            "| {} | **{}** | {} | {} | {} |",
+            row["name"].as_str().unwrap_or(""),
+            thousands(&row["added"]),
+            thousands(&object("JIT code")),
+            thousands(&object("Envoy")),
+            thousands(&object("libc")),
         );
     }
     table

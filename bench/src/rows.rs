@@ -112,6 +112,11 @@ pub enum Table {
     Startup,
     /// The start-up table's baseline (no Wasm at all).
     StartupBaseline,
+    /// A row of the per-KiB table: a body-reading step at one body size.
+    PerKib,
+    /// A row of the floor's breakdown: the do-nothing module without an
+    /// SDK, with and without HTTP callbacks.
+    FloorParts,
     /// Timed in CPU microseconds, in `group`, on its own Envoy with
     /// `workers`; `share` of the usual request count (the slow naive
     /// variant); on the key chart's line `chart` at x = `keys`.
@@ -191,6 +196,11 @@ pub const DOES_NOTHING: &str = "Wasm plugin doing nothing";
 pub struct Modules {
     steps: BTreeMap<String, PathBuf>,
     variants: BTreeMap<&'static str, PathBuf>,
+    /// Step 1's key check as a dynamic module (dynamic_module.rs).
+    pub dynamic_module: Option<PathBuf>,
+    /// The do-nothing module without an SDK: with its HTTP callbacks, and
+    /// without (raw_abi.rs).
+    raw: Option<(PathBuf, PathBuf)>,
     /// The three keys of the native filters' configurations.
     three: Vec<String>,
 }
@@ -218,6 +228,8 @@ impl Modules {
         Modules {
             steps,
             variants,
+            dynamic_module: Some(crate::dynamic_module::build()),
+            raw: Some((crate::raw_abi::build(true), crate::raw_abi::build(false))),
             three: keys(3),
         }
     }
@@ -227,6 +239,8 @@ impl Modules {
         Modules {
             steps: BTreeMap::from([(step.name.clone(), steps::build(&step.name))]),
             variants: BTreeMap::new(),
+            dynamic_module: None,
+            raw: None,
             three: keys(3),
         }
     }
@@ -299,7 +313,7 @@ fn request(kind: BenchRequest, body_size: usize) -> Request {
     }
 }
 
-fn described(folder: &str) -> &'static Description {
+pub fn described(folder: &str) -> &'static Description {
     project::step::DESCRIPTIONS
         .iter()
         .find(|d| d.folder == folder)
@@ -319,7 +333,7 @@ pub fn holding(request: impl Fn(BenchRequest) -> bool) -> &'static str {
 }
 
 /// The JSON of a described step's plugin in the benchmark.
-fn json_of(folder: &str) -> &'static str {
+pub fn json_of(folder: &str) -> &'static str {
     match described(folder).bench.filter {
         BenchFilter::Plugin { json } | BenchFilter::HoldingHeaders { json } => json,
         BenchFilter::WithSingleton { json, .. } => json,
@@ -469,6 +483,21 @@ pub fn all(modules: &Modules) -> Vec<Config<'_>> {
         ),
     ]);
 
+    // Step 1's key check as Envoy's other way to run your own code: a
+    // dynamic module (native code in Envoy's process, Envoy's Go SDK).
+    if let Some(library) = &modules.dynamic_module {
+        all.push(plain(
+            DYNAMIC_MODULE,
+            Filter::DynamicModule {
+                library,
+                json: keys_json(3),
+            },
+            Acts::Refuses,
+            key_check(),
+            &[Table::Instructions, Table::Refusals, Table::Startup],
+        ));
+    }
+
     // Envoy's jwt_authn filter beside the step whose requests carry tokens.
     if let Some(minter) = project::step::DESCRIPTIONS.iter().find_map(minter) {
         all.push(Config {
@@ -614,6 +643,8 @@ pub fn all(modules: &Modules) -> Vec<Config<'_>> {
             )
         });
     }
+    all.extend(floor_parts(modules));
+    all.extend(per_kib_rows(modules));
     for (size, label) in [(1024, "1 KiB"), (65_536, "64 KiB")] {
         let filter = Filter::HoldingHeaders {
             wasm: modules.step(step_4),
@@ -631,6 +662,68 @@ pub fn all(modules: &Modules) -> Vec<Config<'_>> {
         });
     }
     all
+}
+
+pub const DYNAMIC_MODULE: &str = "step 1 as an Envoy dynamic module (Go SDK), 3 keys";
+
+/// The floor taken apart: the do-nothing module without an SDK, with the
+/// HTTP callbacks a GET reaches (each returns at once) and without any.
+fn floor_parts(modules: &Modules) -> Vec<Config<'_>> {
+    let Some((with, without)) = &modules.raw else {
+        return Vec::new();
+    };
+    [(RAW_NOTHING, with), (RAW_NO_CALLBACKS, without)]
+        .into_iter()
+        .map(|(name, wasm)| {
+            plain(
+                name,
+                wasm_filter(wasm, "{}"),
+                Acts::Nothing,
+                None,
+                &[Table::Instructions, Table::FloorParts],
+            )
+        })
+        .collect()
+}
+
+pub const RAW_NOTHING: &str = "Wasm module doing nothing, no SDK";
+pub const RAW_NO_CALLBACKS: &str = "Wasm module exporting no HTTP callback, no SDK";
+
+/// The steps that read bodies (step 4's requests, step 6's responses) at
+/// each of `BODY_SIZES`, each step's sizes one after another (in a full
+/// run they share an Envoy: the filter is the same).
+fn per_kib_rows(modules: &Modules) -> Vec<Config<'_>> {
+    let mut rows = Vec::new();
+    let bodies = described(holding(|r| matches!(r, BenchRequest::SignedPost { .. })));
+    let responses = described(holding(|r| r == BenchRequest::GetJson));
+    for (d, acts) in [(bodies, Acts::Refuses), (responses, Acts::RemovesFields)] {
+        let step = d.bench.name.split(',').next().unwrap_or(d.bench.name);
+        // Room for the largest body (the benchmark's usual JSON keeps a
+        // step's own limit).
+        let mut json: serde_json::Value =
+            serde_json::from_str(json_of(d.folder)).expect("a step's benchmark JSON");
+        json["max_body_bytes"] = serde_json::json!(1 << 20);
+        for size in crate::configs::BODY_SIZES {
+            let request = match d.bench.request {
+                BenchRequest::GetJson => Request::GetJsonSized(size),
+                other => request(other, size),
+            };
+            rows.push(Config {
+                request,
+                ..plain(
+                    &format!("{step}, {} KiB", size / 1024),
+                    Filter::HoldingHeaders {
+                        wasm: modules.step(d.folder),
+                        json: json.to_string(),
+                    },
+                    acts,
+                    None,
+                    &[Table::PerKib],
+                )
+            });
+        }
+    }
+    rows
 }
 
 /// Step 5 with Envoy's rate limit filter asking: the plugin only sets the

@@ -107,9 +107,13 @@ pub fn measure(configurations: &[(&str, &Filter)], rate_limit_port: u16, starts:
         .zip(&summaries)
         .enumerate()
         .map(
-            |(index, ((name, _), &(ready, resident, grown, added_vms)))| {
+            |(index, ((name, filter), &(ready, resident, grown, added_vms)))| {
                 let per_vm = if index == 0 {
                     Value::Null
+                } else if !filter.is_wasm() {
+                    // Native code in Envoy's process (a dynamic module):
+                    // there is no VM to count.
+                    json!("none")
                 } else {
                     assert!(
                         added_vms > 0.0,

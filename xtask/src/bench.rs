@@ -12,6 +12,8 @@ use crate::{test, tools};
 pub fn run(quick: bool, probe: Option<&str>, report_only: bool, step: Option<&str>) -> Result {
     test::ensure_harness_tools()?;
     tools::ensure_bench_tools()?;
+    // Step 1 as an Envoy dynamic module is built with Envoy's Go SDK.
+    tools::ensure_go()?;
     run::step(if quick {
         "running the benchmark in quick mode (every configuration, few requests)"
     } else {
@@ -31,5 +33,25 @@ pub fn run(quick: bool, probe: Option<&str>, report_only: bool, step: Option<&st
         command.args(["--step", step]);
     }
     command.env("ENVOY", project::envoy::binary()?);
+    // Envoy's Go SDK for dynamic modules hands Envoy pointers that Go's
+    // cgo check refuses: without this, its first call panics, and the
+    // panic ends Envoy's process (measured with Envoy 1.40.0).
+    command.env("GODEBUG", "cgocheck=0");
+    // Where Envoy finds the dynamic module (lib<name>.so) the benchmark
+    // builds.
+    command.env(
+        "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+        project::envoy::dynamic_modules_dir(),
+    );
+    if !quick && probe.is_none() && !report_only && step.is_none() {
+        // A full run tries the dynamic module on every release of the
+        // compatibility matrix.
+        for release in project::envoy::releases() {
+            let binary = crate::compat::envoy_release(&release)?;
+            command
+                .arg("--envoy")
+                .arg(format!("{release}={}", binary.display()));
+        }
+    }
     run::status(command)
 }

