@@ -33,68 +33,93 @@ pub fn build() -> PathBuf {
 
 /// Which Envoy releases load the module and answer a request without a
 /// key with 401: each release's Envoy (`version=binary`, from xtask) is
-/// started with it alone. (release, outcome).
+/// started with it alone. (release, outcome). Then the newest once more
+/// without `GODEBUG=cgocheck=0`, to show what a panic in a module does.
 pub fn across_releases(
     library: &std::path::Path,
     envoys: &[(String, PathBuf)],
 ) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = envoys
+        .iter()
+        .map(|(release, binary)| (release.clone(), try_release(library, release, binary, true)))
+        .collect();
+    if let Some((release, binary)) = envoys.last() {
+        rows.push((
+            format!("{release}, without `GODEBUG=cgocheck=0`"),
+            try_release(library, release, binary, false),
+        ));
+    }
+    rows
+}
+
+/// Starts `binary` with the module and says what happened.
+fn try_release(
+    library: &std::path::Path,
+    release: &str,
+    binary: &std::path::Path,
+    cgocheck_off: bool,
+) -> String {
     use crate::configs::{self, Filter};
     let filter = Filter::DynamicModule {
         library,
         json: serde_json::json!({"header_name": "x-api-key", "valid_keys": configs::keys(3)})
             .to_string(),
     };
-    envoys
-        .iter()
-        .map(|(release, binary)| {
-            let dir = harness::stack::test_dir(&format!("bench-dynamic-module-{release}"));
-            let (config, port, admin) = configs::on_free_ports(&filter, 1);
-            let path = dir.join("envoy.yaml");
-            std::fs::write(&path, config.text()).expect("write Envoy config");
-            let mut command = Command::new(project::envoy::executable(binary));
-            command
-                .arg("-c")
-                .arg(&path)
-                .args(["--concurrency", "1", "--disable-hot-restart"])
-                .args(["--log-level", "warn"]);
-            let log = dir.join("envoy.log");
-            let mut server =
-                harness::process::Server::start("envoy (dynamic module)", command, &log);
-            let ready = server
-                .wait_for(std::time::Duration::from_secs(30), || {
-                    project::envoy::is_ready(admin)
-                })
-                .is_ok();
-            let text = server.log();
-            let outcome = if ready {
-                let status = harness::http::get(port, "/checked", &[])
-                    .map(|r| r.status)
-                    .unwrap_or(0);
-                let warned = text.contains("is deprecated");
-                format!(
-                    "loads; a request without a key: {status}{}",
-                    if warned {
-                        " (logs: ABI version deprecated)"
-                    } else {
-                        ""
-                    }
-                )
-            } else {
-                // Envoy's reason, after its last "Failed to load dynamic
-                // module: ", up to the end of the quoted error.
-                let marker = "Failed to load dynamic module: ";
-                let reason = text
-                    .lines()
-                    .find(|l| l.contains(marker))
-                    .and_then(|l| l.rsplit(marker).next())
-                    .map(|r| r.split('`').next().unwrap_or(r).trim().to_owned())
-                    .unwrap_or_else(|| "Envoy did not start".into());
-                format!("refused: {}", shorten_hashes(&reason))
-            };
-            drop(server);
-            (release.clone(), outcome)
+    let name = format!("bench-dynamic-module-{release}-{cgocheck_off}");
+    let dir = harness::stack::test_dir(&name);
+    let (config, port, admin) = configs::on_free_ports(&filter, 1);
+    let path = dir.join("envoy.yaml");
+    std::fs::write(&path, config.text()).expect("write Envoy config");
+    let mut command = Command::new(project::envoy::executable(binary));
+    command
+        .arg("-c")
+        .arg(&path)
+        .args(["--concurrency", "1", "--disable-hot-restart"])
+        .args(["--log-level", "warn"]);
+    if !cgocheck_off {
+        command.env_remove("GODEBUG");
+    }
+    let log = dir.join("envoy.log");
+    let mut server = harness::process::Server::start("envoy (dynamic module)", command, &log);
+    let ready = server
+        .wait_for(std::time::Duration::from_secs(30), || {
+            project::envoy::is_ready(admin)
         })
-        .collect()
+        .is_ok();
+    let text = server.log();
+    if ready {
+        let status = harness::http::get(port, "/checked", &[])
+            .map(|r| r.status)
+            .unwrap_or(0);
+        let warned = text.contains("is deprecated");
+        return format!(
+            "loads; a request without a key: {status}{}",
+            if warned {
+                " (logs: ABI version deprecated)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(panic) = text.lines().find(|l| l.starts_with("panic: ")) {
+        // The Go runtime's panic ends the whole process.
+        let exit = server
+            .exited()
+            .map(|status| status.to_string())
+            .unwrap_or_else(|| "still running".into());
+        let what = panic.rsplit(": ").next().unwrap_or(panic);
+        return format!("Envoy's process ends at start-up ({exit}): the Go SDK panics, `{what}`");
+    }
+    // Envoy's reason, after its last "Failed to load dynamic module: ", up
+    // to the end of the quoted error.
+    let marker = "Failed to load dynamic module: ";
+    let reason = text
+        .lines()
+        .find(|l| l.contains(marker))
+        .and_then(|l| l.rsplit(marker).next())
+        .map(|r| r.split('`').next().unwrap_or(r).trim().to_owned())
+        .unwrap_or_else(|| "Envoy did not start".into());
+    format!("refused: {}", shorten_hashes(&reason))
 }
 
 /// A long hex digest (an ABI hash) cut to its first 12 digits.
