@@ -70,18 +70,14 @@ fn count(
 
 /// Instructions per body natively: step 4's verifier over the signed
 /// bodies, step 6's redaction (removing `fields`) over the JSON documents,
-/// at every size of `BODY_SIZES` (quick mode: the smallest only, so that
-/// the program cannot rot), built with the steps' opt-level ("z") and
-/// with 3.
-pub fn native(fields: &[String], quick: bool) -> Vec<Value> {
+/// at every size of `BODY_SIZES`, built with the steps' opt-level ("z")
+/// and with 3.
+pub fn native(fields: &[String]) -> Vec<Value> {
     let dir = harness::stack::test_dir("bench-native-body-cost");
     let mut rows = Vec::new();
-    // Quick mode builds one of the two: what it checks is that the
-    // program runs, not the figures.
-    let levels: &[&str] = if quick { &["z"] } else { &["z", "3"] };
-    for opt_level in levels {
+    for opt_level in ["z", "3"] {
         let program = build(opt_level);
-        for mut row in native_with(&program, &dir, fields, quick) {
+        for mut row in native_with(&program, &dir, fields) {
             row["opt_level"] = json!(opt_level);
             rows.push(row);
         }
@@ -89,14 +85,9 @@ pub fn native(fields: &[String], quick: bool) -> Vec<Value> {
     rows
 }
 
-fn native_with(program: &Path, dir: &Path, fields: &[String], quick: bool) -> Vec<Value> {
+fn native_with(program: &Path, dir: &Path, fields: &[String]) -> Vec<Value> {
     let mut rows = Vec::new();
-    let sizes = if quick {
-        &configs::BODY_SIZES[..1]
-    } else {
-        &configs::BODY_SIZES[..]
-    };
-    for &size in sizes {
+    for size in configs::BODY_SIZES {
         for (work, bytes) in [
             ("verify", harness::webhook::body_of(size)),
             ("redact", configs::sized_json(size).into_bytes()),

@@ -143,7 +143,11 @@ pub fn write(out: &Path, results: &Value) {
         "| configuration (one worker) | instructions per request, filter on | filter off | added by the filter (median) | spread over rounds |\n|---|---|---|---|---|\n",
     );
     for row in results["instructions"].as_array().into_iter().flatten() {
-        if !in_table(row, "Instructions") {
+        // Step 1's candidates have their own table (the appendix's), as
+        // have the floor's parts.
+        let elsewhere = (in_table(row, "Candidate") && !in_table(row, "Reference"))
+            || in_table(row, "FloorParts");
+        if !in_table(row, "Instructions") || elsewhere {
             continue;
         }
         if row["counted"] == false {
@@ -217,7 +221,7 @@ pub fn write(out: &Path, results: &Value) {
             releases,
             "| {} | {} |",
             pair[0].as_str().unwrap_or(""),
-            pair[1].as_str().unwrap_or("").replace('|', "\\|")
+            release_outcome(pair[1].as_str().unwrap_or(""))
         );
     }
     write_file("dynamic-module-releases.md", releases);
@@ -622,4 +626,22 @@ fn floor_table(rows: &Value) -> String {
         );
     }
     table
+}
+
+/// What a release did with the dynamic module, for the table: Envoy's
+/// reason up to its details (the expected ABI hash, the paths searched,
+/// the Go panic's full text, all in results.json).
+fn release_outcome(outcome: &str) -> String {
+    let short = outcome
+        .split(": got ")
+        .next()
+        .and_then(|s| s.split(": /").next())
+        .and_then(|s| s.split(": the Go SDK panics").next())
+        .unwrap_or(outcome);
+    let panicked = if outcome.contains("the Go SDK panics") {
+        ": the Go SDK panics (an unpinned Go pointer given to Envoy)"
+    } else {
+        ""
+    };
+    format!("{short}{panicked}").replace('|', "\\|")
 }
