@@ -667,7 +667,7 @@ pub fn all(modules: &Modules) -> Vec<Config<'_>> {
 pub const DYNAMIC_MODULE: &str = "step 1 as an Envoy dynamic module (Go SDK), 3 keys";
 
 /// The floor taken apart: the do-nothing module without an SDK, with the
-/// HTTP callbacks a GET reaches (each returns at once) and without any.
+/// header, log, done and delete callbacks (each returns at once) and without any.
 fn floor_parts(modules: &Modules) -> Vec<Config<'_>> {
     let Some((with, without)) = &modules.raw else {
         return Vec::new();
