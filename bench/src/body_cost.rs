@@ -61,10 +61,7 @@ fn count(
         String::from_utf8_lossy(&output.stderr)
     );
     let profile = std::fs::read_to_string(&out).unwrap_or_default();
-    profile
-        .lines()
-        .find_map(|line| line.strip_prefix("summary: "))
-        .and_then(|n| n.trim().parse().ok())
+    crate::instructions::header(&profile, "summary")
         .unwrap_or_else(|| panic!("no `summary:` in {}", out.display()))
 }
 

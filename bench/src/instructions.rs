@@ -125,23 +125,16 @@ impl Counted {
         let dump = self.dir.join(format!("cg.out.{}", self.dumps));
         let profile = std::fs::read_to_string(&dump)
             .unwrap_or_else(|e| panic!("read {}: {e}", dump.display()));
-        let total: u64 = profile
-            .lines()
-            .find_map(|line| line.strip_prefix("summary: "))
-            .and_then(|count| count.trim().parse().ok())
+        let total = header(&profile, "summary")
             .unwrap_or_else(|| panic!("no `summary:` line in {}", dump.display()));
         let by_object = by_object(&profile);
         // The parts must add up to the file's `totals:` (its cost lines'
         // sum): a parser that dropped or double-counted lines would
         // misplace instructions silently.
         let parts: u64 = by_object.values().sum();
-        let totals: Option<u64> = profile
-            .lines()
-            .find_map(|line| line.strip_prefix("totals: "))
-            .and_then(|count| count.trim().parse().ok());
         assert_eq!(
             Some(parts),
-            totals,
+            header(&profile, "totals"),
             "{}: the functions' own costs do not add up to `totals:`",
             dump.display()
         );
@@ -166,6 +159,15 @@ impl Counted {
             String::from_utf8_lossy(&status.stderr)
         );
     }
+}
+
+/// A count a callgrind profile states on a line of its own: `summary`
+/// (what was collected) or `totals` (the sum of its cost lines).
+pub fn header(profile: &str, name: &str) -> Option<u64> {
+    profile
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+        .and_then(|count| count.trim().parse().ok())
 }
 
 /// Where a profile's instructions ran, by the function that executed them
